@@ -1,0 +1,281 @@
+"""Every hyperparameter of a run, in typed frozen dataclasses.
+
+Defaults are the paper's values (Hafner et al., 2019, appendix A); the `debug` preset
+shrinks everything for smoke tests. A run saves its resolved config as YAML and a resumed
+run rebuilds from that file, so what a run did is always on disk beside its results.
+
+Each part of the agent receives only its own section (`make_env(cfg.env)`,
+`WorldModel(cfg.model, action_size)`, `CEMPlanner(cfg.planner, ...)`), never the whole.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CONFIG_VERSION = 1
+"""Bumped whenever a field changes meaning; a run saved under another version is refused."""
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """The task and how it is presented to the agent."""
+
+    action_repeat: int | None = None
+    """Environment steps per agent step, R; None takes the task's paper value."""
+    episode_steps: int | None = None
+    """Environment steps per episode; None takes the task's default (1000 for dm_control)."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Sizes of the world model (paper section 2 and appendix A)."""
+
+    belief_size: int = 200
+    """Deterministic belief h_t: GRU units."""
+    state_size: int = 30
+    """Stochastic state s_t: dimensions of the diagonal Gaussian."""
+    hidden_size: int = 200
+    """Dense layers of the transition, prior and posterior networks."""
+    depth: int = 32
+    """Channel multiplier of encoder and decoder: conv 1x,2x,4x,8x; embedding 32x (1024)."""
+    reward_layers: int = 2
+    """Hidden layers of the reward MLP (paper text: 2; official code: 3)."""
+    reward_units: int = 200
+    """Units per hidden layer of the reward MLP (paper text: 200; official code: 300)."""
+    min_std: float = 0.1
+    """Floor added to softplus for the state standard deviation."""
+
+    @property
+    def embed_size(self) -> int:
+        """Encoder output size e_t: 256 channels x 2 x 2 at depth 32, i.e. 32 * depth."""
+        return 32 * self.depth
+
+    @property
+    def feature_size(self) -> int:
+        """Size of the model state [h_t, s_t] read by decoder, reward model and planner."""
+        return self.belief_size + self.state_size
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    """Terms and weights of the negative ELBO (paper equation 3 and section 4)."""
+
+    free_nats: float = 3.0
+    """KL(q || p) summed over state dimensions is not penalised below this many nats."""
+    reward_scale: float = 10.0
+    """Weight of the reward log-likelihood (the official code's value)."""
+    overshooting_distance: int = 1
+    """Latent overshooting distance D; 1 is the standard one-step KL (the paper's agent)."""
+    overshooting_kl_scale: float = 1.0
+    """Weight beta of the multi-step KL terms d = 2..D."""
+    bit_depth: int = 5
+    """Bits per colour channel kept by preprocessing (1 to 8)."""
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Adam as in the paper's appendix."""
+
+    learning_rate: float = 1e-3
+    """Adam step size."""
+    adam_eps: float = 1e-4
+    """Adam epsilon."""
+    grad_clip: float = 1000.0
+    """Global gradient norm is clipped to this value."""
+
+
+@dataclass(frozen=True)
+class PlannerConfig:
+    """Cross-entropy method in latent space (paper section 3)."""
+
+    horizon: int = 12
+    """Planning horizon H in agent steps."""
+    iterations: int = 10
+    """Optimisation iterations I."""
+    candidates: int = 1000
+    """Candidate action sequences J per iteration."""
+    elites: int = 100
+    """Top candidates K refitted to."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The data collection and update schedule (paper section 5 and appendix A)."""
+
+    seed_episodes: int = 5
+    """Episodes of uniformly random actions collected before training."""
+    collect_interval: int = 100
+    """Gradient updates C between collected episodes."""
+    batch_size: int = 50
+    """Chunks B per batch."""
+    chunk_length: int = 50
+    """Consecutive agent steps L per chunk."""
+    exploration_noise: float = 0.3
+    """Std of the Gaussian noise added to planned actions while collecting."""
+    episodes: int = 1000
+    """Stop after this many training episodes (seed episodes included)."""
+    env_steps: int | None = None
+    """Stop after this many environment steps, if set (whichever budget ends first)."""
+    test_every: int = 25
+    """Run test episodes every this many training episodes; 0 disables testing."""
+    test_episodes: int = 10
+    """Noise-free test episodes per test phase."""
+    video_every: int = 2
+    """Log an open-loop prediction video every this many test phases; 0 disables."""
+    checkpoint_every: int = 10
+    """Write a checkpoint every this many training episodes (and on interruption)."""
+    replay_capacity: int = 1_000_000
+    """Replay capacity in agent steps; the oldest episodes are dropped first."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole run. Top-level fields are the ones a user changes most often."""
+
+    task: str = "cartpole-swingup"
+    """Task: one of the paper's six, `domain-task` (dm_control), `gym:ID`, or `toy-reach`."""
+    seed: int = 0
+    """Seed of environments, model initialisation, replay sampling and planning."""
+    device: str = "auto"
+    """`auto` (cuda if available, else cpu), `cpu`, `cuda` or `cuda:N`."""
+    logdir: str = "runs"
+    """Folder under which each run gets its own subfolder."""
+    precision: str = "fp32"
+    """`fp32` or `bf16` (autocast around the networks; KL and likelihoods stay fp32)."""
+    compile: bool = False
+    """torch.compile the update and the planner's rollout where supported."""
+    env: EnvConfig = field(default_factory=EnvConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    planner: PlannerConfig = field(default_factory=PlannerConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+def _debug() -> Config:
+    """Tiny sizes and short episodes: a smoke test of every code path in seconds on a CPU."""
+    return Config(
+        env=EnvConfig(episode_steps=80),
+        model=ModelConfig(belief_size=16, state_size=4, hidden_size=16, depth=2,
+                          reward_units=16),
+        planner=PlannerConfig(horizon=3, iterations=2, candidates=16, elites=4),
+        train=TrainConfig(seed_episodes=2, collect_interval=2, batch_size=3, chunk_length=5,
+                          episodes=4, test_every=2, test_episodes=1, video_every=1,
+                          checkpoint_every=1, replay_capacity=100_000),
+    )
+
+
+def _toy() -> Config:
+    """Settings that learn `toy-reach` within a few minutes on two CPU cores (DESIGN.md 5)."""
+    return Config(
+        task="toy-reach",
+        model=ModelConfig(belief_size=64, state_size=16, hidden_size=64, depth=8,
+                          reward_units=64),
+        planner=PlannerConfig(horizon=10, iterations=5, candidates=200, elites=20),
+        train=TrainConfig(seed_episodes=5, collect_interval=50, batch_size=8, chunk_length=16,
+                          episodes=24, test_every=8, test_episodes=5, video_every=1,
+                          checkpoint_every=4),
+    )
+
+
+PRESETS = {"paper": Config, "debug": _debug, "toy": _toy}
+"""Named starting points; command-line flags are applied on top of one."""
+
+SECTIONS = {"env": EnvConfig, "model": ModelConfig, "objective": ObjectiveConfig,
+            "optim": OptimConfig, "planner": PlannerConfig, "train": TrainConfig}
+
+
+def validate(cfg: Config) -> None:
+    """Raise ValueError for settings that cannot run, naming the field and the fix."""
+    checks = [
+        (cfg.precision in ("fp32", "bf16"),
+         f"precision must be fp32 or bf16, got {cfg.precision!r}"),
+        (1 <= cfg.objective.bit_depth <= 8,
+         f"objective.bit_depth must be in 1..8, got {cfg.objective.bit_depth}"),
+        (cfg.objective.overshooting_distance >= 1,
+         "objective.overshooting_distance must be >= 1, "
+         f"got {cfg.objective.overshooting_distance}"),
+        (cfg.objective.overshooting_distance <= cfg.train.chunk_length,
+         "objective.overshooting_distance must not exceed train.chunk_length"),
+        (0 < cfg.planner.elites <= cfg.planner.candidates,
+         f"planner.elites must be in 1..planner.candidates ({cfg.planner.candidates}), "
+         f"got {cfg.planner.elites}"),
+        (cfg.planner.horizon >= 1 and cfg.planner.iterations >= 1,
+         "planner.horizon and planner.iterations must be >= 1"),
+        (cfg.train.batch_size >= 1 and cfg.train.chunk_length >= 2,
+         "train.batch_size must be >= 1 and train.chunk_length >= 2"),
+        (cfg.train.seed_episodes >= 1, "train.seed_episodes must be >= 1"),
+        (cfg.train.exploration_noise >= 0, "train.exploration_noise must be >= 0"),
+        (cfg.model.depth >= 1 and cfg.model.state_size >= 1 and cfg.model.belief_size >= 1,
+         "model sizes must be >= 1"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ValueError(message)
+
+
+def to_dict(cfg: Config) -> dict[str, Any]:
+    """Plain nested dict of a config, with the config version."""
+    return {"version": CONFIG_VERSION, **dataclasses.asdict(cfg)}
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(f"unknown config field(s) {', '.join(where + k for k in unknown)}; "
+                         f"known: {', '.join(where + k for k in known)}")
+    kwargs = {}
+    for name, value in values.items():
+        section = SECTIONS.get(name) if where == "" else None
+        kwargs[name] = _build(section, value, f"{name}.") if section else value
+    return cls(**kwargs)
+
+
+def from_dict(data: dict[str, Any]) -> Config:
+    """Rebuild a config from `to_dict` output; refuse other versions and unknown fields."""
+    data = dict(data)
+    version = data.pop("version", None)
+    if version != CONFIG_VERSION:
+        raise ValueError(f"config version {version} is not supported by this planet-torch "
+                         f"(expects {CONFIG_VERSION}); train a new run with this version")
+    return _build(Config, data, "")
+
+
+def save(cfg: Config, path: Path) -> None:
+    """Write the config as YAML."""
+    path.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+
+def load(path: Path) -> Config:
+    """Read a config written by `save`."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise ValueError(f"cannot read config {path}: {error}") from error
+    if not isinstance(data, dict):
+        raise ValueError(f"config {path} is not a mapping")
+    return from_dict(data)
+
+
+def override(cfg: Config, assignments: dict[str, Any]) -> Config:
+    """Return cfg with `{"train.batch_size": 8, "task": "x"}` style assignments applied."""
+    top: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
+    for key, value in assignments.items():
+        section, _, name = key.rpartition(".")
+        if section:
+            nested.setdefault(section, {})[name] = value
+        else:
+            top[name] = value
+    for section, values in nested.items():
+        top[section] = replace(getattr(cfg, section), **values)
+    return replace(cfg, **top)
