@@ -203,8 +203,8 @@ def validate(cfg: Config) -> None:
         (cfg.objective.overshooting_distance >= 1,
          "objective.overshooting_distance must be >= 1, "
          f"got {cfg.objective.overshooting_distance}"),
-        (cfg.objective.overshooting_distance <= cfg.train.chunk_length,
-         "objective.overshooting_distance must not exceed train.chunk_length"),
+        (cfg.objective.overshooting_distance < cfg.train.chunk_length,
+         "objective.overshooting_distance must be below train.chunk_length"),
         (0 < cfg.planner.elites <= cfg.planner.candidates,
          f"planner.elites must be in 1..planner.candidates ({cfg.planner.candidates}), "
          f"got {cfg.planner.elites}"),
