@@ -215,6 +215,11 @@ class Replay:
         return self._directory
 
     @property
+    def rng(self) -> np.random.Generator:
+        """The generator `sample` draws from by default (its state goes into checkpoints)."""
+        return self._rng
+
+    @property
     def capacity(self) -> int:
         """Agent steps kept in memory."""
         return self._capacity

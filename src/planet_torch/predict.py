@@ -1,0 +1,64 @@
+"""Open-loop video prediction, as in the paper's figures 4 and 7.
+
+For a window of an episode, the first C frames are filtered with the posterior
+q(s_t | h_t, e_t); from the last filtered state the prior p(s_t | h_t) alone is rolled
+forward under the executed actions for the remaining frames, and both are decoded:
+
+    frames 0..C-1   reconstructions   mean of p(o_t | h_t, s_t), s_t ~ q
+    frames C..T-1   open-loop prediction   mean of p(o_t | h_t, s_t), s_t ~ p, no images seen
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from planet_torch.preprocess import postprocess, preprocess
+from planet_torch.world_model import WorldModel
+
+
+class Prediction(NamedTuple):
+    """Ground truth and model frames of S windows, uint8 (S, T, 64, 64, 3)."""
+
+    truth: np.ndarray
+    model: np.ndarray
+
+    def error(self) -> np.ndarray:
+        """Absolute difference per pixel, uint8 (S, T, 64, 64, 3)."""
+        return np.abs(self.truth.astype(np.int16) - self.model.astype(np.int16)).astype(np.uint8)
+
+    def mse(self) -> np.ndarray:
+        """Mean squared error per step in [0, 1] pixel units, averaged over windows: (T,)."""
+        diff = (self.truth.astype(np.float32) - self.model.astype(np.float32)) / 255
+        return (diff**2).mean(axis=(0, 2, 3, 4))
+
+    def grid(self) -> np.ndarray:
+        """Frames (T, 64 * S, 64 * 3, 3): truth | model | error per row, windows stacked."""
+        rows = np.concatenate([self.truth, self.model, self.error()], axis=3)  # (S,T,H,3W,C)
+        return np.concatenate(list(rows), axis=1)
+
+
+@torch.inference_mode()
+def open_loop(model: WorldModel, obs: np.ndarray, actions: np.ndarray, context: int,
+              bit_depth: int, generator: torch.Generator | None = None) -> Prediction:
+    """Filter `context` frames, then predict the rest of each window open-loop.
+
+    obs uint8 (S, T, 64, 64, 3) and actions (S, T, A) in the replay's row convention.
+    """
+    if obs.ndim != 5 or actions.ndim != 3 or obs.shape[:2] != actions.shape[:2]:
+        raise ValueError(f"expected obs (S, T, 64, 64, 3) and actions (S, T, A), got "
+                         f"{obs.shape} and {actions.shape}")
+    if not 1 <= context < obs.shape[1]:
+        raise ValueError(f"context must be in 1..{obs.shape[1] - 1}, got {context}")
+    device = model.device
+    pixels = torch.as_tensor(obs, device=device)
+    action = torch.as_tensor(actions, device=device, dtype=torch.float32)
+    embed = model.encoder(preprocess(pixels[:, :context], bit_depth, generator))
+    posterior, _ = model.rssm.observe(embed, action[:, :context], generator=generator)
+    last = posterior.map(lambda x: x[:, -1])
+    prior = model.rssm.imagine(action[:, context:], last, generator=generator)
+    feat = torch.cat([posterior.feat(), prior.feat()], dim=1)
+    frames = postprocess(model.decoder(feat), bit_depth)
+    return Prediction(np.asarray(obs), frames.cpu().numpy())

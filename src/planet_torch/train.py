@@ -1,0 +1,305 @@
+"""The training loop of paper algorithm 1, with run folders, checkpoints and resuming.
+
+    collect S seed episodes with random actions
+    repeat until the budget (episodes or environment steps) is spent:
+        C times: sample B chunks of length L, one Adam step on the negative ELBO
+        collect one episode with the planner plus Gaussian exploration noise
+        every `test_every` episodes: noise-free test episodes, all environments together
+
+A run folder holds:
+
+    config.yaml       the resolved config          checkpoint.pt   latest checkpoint
+    episodes/         every collected episode      metrics.jsonl   scalars, one JSON a line
+    events.out.tfevents.*   TensorBoard            videos/         (written by `planet test`)
+
+Every finished episode is on disk the moment it ends. A checkpoint is written every
+`checkpoint_every` episodes and when the run is stopped (Ctrl-C, SIGTERM); `--resume`
+rebuilds the replay from the episode files and continues the counters.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from planet_torch import __version__, checkpoint
+from planet_torch import config as config_lib
+from planet_torch.agent import Agent
+from planet_torch.config import Config
+from planet_torch.envs import make_env
+from planet_torch.evaluate import Interrupted, episode_return, random_policy, run_episodes
+from planet_torch.logger import Logger
+from planet_torch.planner import CEMPlanner
+from planet_torch.predict import open_loop
+from planet_torch.replay import Batch, Episode, Replay, episode_files, parse_episode_name
+from planet_torch.world_model import TorchBatch, WorldModel, make_optimizer, update
+
+CONFIG_NAME = "config.yaml"
+EPISODES_DIR = "episodes"
+TEST_SEED_OFFSET = 1_000_003
+"""Test episodes draw seeds far from training seeds so the two never share a start."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass
+class Counters:
+    """Progress of a run; environment steps are agent steps times the action repeat."""
+
+    episodes: int = 0
+    env_steps: int = 0
+    updates: int = 0
+    test_phases: int = 0
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` -> cuda when available, else cpu; anything else as torch understands it."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ValueError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N") from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available; use --device cpu")
+    return device
+
+
+def new_run_dir(logdir: Path, task: str, seed: int) -> Path:
+    """A fresh folder `<logdir>/<time>-<task>-s<seed>[-k]`, never an existing one."""
+    logdir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = f"{stamp}-{task.replace(':', '_').replace('/', '_')}-s{seed}"
+    for k in range(1000):
+        path = logdir / (base if k == 0 else f"{base}-{k}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise RuntimeError(f"could not create a new run folder under {logdir}")
+
+
+def to_device(batch: Batch, device: torch.device) -> TorchBatch:
+    """A replay batch as tensors on the device: pinned and copied without blocking on CUDA."""
+    cuda = device.type == "cuda"
+
+    def move(array: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(array)
+        return tensor.pin_memory().to(device, non_blocking=True) if cuda else tensor
+
+    return TorchBatch(move(batch.obs), move(batch.action), move(batch.reward))
+
+
+@contextmanager
+def stop_requests() -> Iterator[list[bool]]:
+    """While active, Ctrl-C or SIGTERM set a flag instead of killing the process.
+
+    A second Ctrl-C interrupts at once (the default behaviour is restored after the first).
+    """
+    flag = [False]
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum: int, frame: Any) -> None:
+        flag[0] = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        tqdm.write("stopping: finishing the current step and writing a checkpoint "
+                   "(Ctrl-C again to abort at once)")
+
+    for sig in previous:
+        signal.signal(sig, handler)
+    try:
+        yield flag
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+class Trainer:
+    """Owns the environments, model, replay and logs of one run folder."""
+
+    def __init__(self, cfg: Config, run_dir: Path, resume: bool = False) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.device = resolve_device(cfg.device)
+        torch.manual_seed(cfg.seed)
+        random.seed(cfg.seed)
+        env_kwargs = {"action_repeat": cfg.env.action_repeat,
+                      "episode_steps": cfg.env.episode_steps}
+        self.env = make_env(cfg.task, seed=cfg.seed, **env_kwargs)
+        self.test_envs = [make_env(cfg.task, **env_kwargs)
+                          for _ in range(cfg.train.test_episodes if cfg.train.test_every else 0)]
+        self.action_repeat = self.env.action_repeat
+        space = self.env.action_space
+        self.model = WorldModel(cfg.model, space.shape[0]).to(self.device)
+        self.optimizer = make_optimizer(self.model, cfg.optim)
+        self.planner = CEMPlanner(cfg.planner, torch.as_tensor(space.low),
+                                  torch.as_tensor(space.high))
+        self.generator = torch.Generator(self.device).manual_seed(cfg.seed)
+        self.agent = Agent(self.model, self.planner, cfg.objective.bit_depth, self.generator)
+        self.counters = Counters()
+        episodes_dir = self.run_dir / EPISODES_DIR
+        if resume:
+            self.replay = Replay.load(episodes_dir, cfg.train.replay_capacity, seed=cfg.seed)
+            self._restore(checkpoint.load(self.run_dir))
+        else:
+            config_lib.save(cfg, self.run_dir / CONFIG_NAME)
+            self.replay = Replay(episodes_dir, cfg.train.replay_capacity, seed=cfg.seed)
+        self.logger = Logger(self.run_dir)
+
+    # ----------------------------------------------------------------- checkpoints
+    def _payload(self) -> dict[str, Any]:
+        return {
+            "planet_torch": __version__,
+            "config": config_lib.to_dict(self.cfg),
+            "action_size": self.model.action_size,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "counters": vars(self.counters).copy(),
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "generator": self.generator.get_state(),
+                "replay": self.replay.rng.bit_generator.state,
+                "python": list(random.getstate()[1]),
+            },
+        }
+
+    def save_checkpoint(self) -> None:
+        """Write the latest checkpoint atomically into the run folder."""
+        checkpoint.save(self.run_dir / checkpoint.CHECKPOINT_NAME, self._payload())
+
+    def _restore(self, payload: dict[str, Any]) -> None:
+        self.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.counters = Counters(**payload["counters"])
+        rng = payload["rng"]
+        torch.set_rng_state(rng["torch"])
+        self.generator.set_state(rng["generator"])
+        self.replay.rng.bit_generator.state = rng["replay"]
+        random.setstate((3, tuple(rng["python"]), None))
+        # Episodes finished after the checkpoint are on disk: count them too.
+        names = [parse_episode_name(p) for p in episode_files(self.run_dir / EPISODES_DIR)]
+        self.counters.episodes = max(self.counters.episodes, len(names))
+        self.counters.env_steps = max(self.counters.env_steps,
+                                      sum(n.steps for n in names) * self.action_repeat)
+
+    # ----------------------------------------------------------------- loop
+    def _budget_left(self) -> bool:
+        t = self.cfg.train
+        steps_left = t.env_steps is None or self.counters.env_steps < t.env_steps
+        return self.counters.episodes < t.episodes and steps_left
+
+    def _collect(self, episode: Episode, started: float) -> float:
+        self.replay.add(episode)
+        self.counters.episodes += 1
+        self.counters.env_steps += (episode.length - 1) * self.action_repeat
+        ret = episode_return(episode)
+        self.logger.scalars(self.counters.env_steps, {
+            "train/return": ret, "train/episodes": self.counters.episodes,
+            "time/episode_seconds": time.time() - started})
+        return ret
+
+    def _train_interval(self, stop: list[bool]) -> None:
+        t = self.cfg.train
+        started = time.time()
+        history: list[dict[str, torch.Tensor]] = []
+        for _ in range(t.collect_interval):
+            if stop[0]:
+                raise Interrupted
+            batch = to_device(self.replay.sample(t.batch_size, t.chunk_length), self.device)
+            history.append(update(self.model, self.optimizer, batch, self.cfg.objective,
+                                  self.cfg.optim.grad_clip, self.cfg.precision,
+                                  self.generator))
+            self.counters.updates += 1
+        # Metrics are read from the device once per interval, not once per update.
+        means = {k: torch.stack([h[k] for h in history]).mean().item() for k in history[0]}
+        if not all(math.isfinite(v) for v in means.values()):
+            raise TrainingDiverged(f"loss is not finite after update {self.counters.updates} "
+                                   f"({means}); the last good checkpoint is kept")
+        elapsed = time.time() - started
+        self.logger.scalars(self.counters.env_steps, {
+            **means, "train/updates": self.counters.updates,
+            "time/updates_per_second": len(history) / max(elapsed, 1e-9)})
+
+    def _test(self) -> float:
+        cfg = self.cfg
+        base = TEST_SEED_OFFSET * (cfg.seed + 1) + self.counters.test_phases * len(self.test_envs)
+        seeds = [base + i for i in range(len(self.test_envs))]
+        self.agent.reset(len(self.test_envs))
+        episodes = run_episodes(self.test_envs, self.agent.act, seeds)
+        returns = [episode_return(e) for e in episodes]
+        self.counters.test_phases += 1
+        self.logger.scalars(self.counters.env_steps, {
+            "test/return": float(np.mean(returns)), "test/return_std": float(np.std(returns))})
+        if cfg.train.video_every and self.counters.test_phases % cfg.train.video_every == 0:
+            self._log_prediction_video(episodes[0])
+        return float(np.mean(returns))
+
+    def _log_prediction_video(self, episode: Episode) -> None:
+        """Open-loop prediction on a test episode: 5 context frames, then up to 45 predicted."""
+        length = min(episode.length, 50)
+        context = min(5, length - 1)
+        prediction = open_loop(self.model, episode.obs[None, :length],
+                               episode.action[None, :length], context,
+                               self.cfg.objective.bit_depth, self.generator)
+        self.logger.video(self.counters.env_steps, "test/open_loop_prediction",
+                          prediction.grid())
+
+    def run(self) -> Counters:
+        """Train until the budget is spent or a stop is requested; returns the counters."""
+        t = self.cfg.train
+        bar = tqdm(total=t.episodes, initial=self.counters.episodes, unit="episode",
+                   desc=self.cfg.task, dynamic_ncols=True)
+        try:
+            with stop_requests() as stop:
+                def stopping() -> bool:
+                    return stop[0]
+                while self.counters.episodes < t.seed_episodes and self._budget_left():
+                    started = time.time()
+                    seed = self.cfg.seed * 10_000 + self.counters.episodes
+                    episode = run_episodes([self.env], random_policy([self.env]), [seed],
+                                           stopping)[0]
+                    bar.set_postfix(train_return=f"{self._collect(episode, started):.1f}")
+                    bar.update()
+                while self._budget_left():
+                    self._train_interval(stop)
+                    started = time.time()
+                    self.agent.reset(1)
+                    noise = t.exploration_noise
+
+                    def explore(obs: np.ndarray, noise: float = noise) -> np.ndarray:
+                        return self.agent.act(obs, noise)
+                    seed = self.cfg.seed * 10_000 + self.counters.episodes
+                    episode = run_episodes([self.env], explore, [seed], stopping)[0]
+                    postfix = {"train_return": f"{self._collect(episode, started):.1f}"}
+                    if t.test_every and self.counters.episodes % t.test_every == 0:
+                        postfix["test_return"] = f"{self._test():.1f}"
+                    bar.set_postfix(postfix)
+                    bar.update()
+                    if self.counters.episodes % t.checkpoint_every == 0:
+                        self.save_checkpoint()
+                    if stop[0]:
+                        raise Interrupted
+        except Interrupted:
+            self.save_checkpoint()
+            tqdm.write(f"stopped; resume with: planet train --resume {self.run_dir}")
+            raise
+        finally:
+            bar.close()
+            self.logger.close()
+        self.save_checkpoint()
+        return self.counters
