@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import random
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -118,7 +119,7 @@ def stop_requests() -> Iterator[list[bool]]:
         flag[0] = True
         signal.signal(signal.SIGINT, signal.default_int_handler)
         tqdm.write("stopping: finishing the current step and writing a checkpoint "
-                   "(Ctrl-C again to abort at once)")
+                   "(Ctrl-C again to abort at once)", file=sys.stderr)
 
     for sig in previous:
         signal.signal(sig, handler)
@@ -296,7 +297,8 @@ class Trainer:
                         raise Interrupted
         except Interrupted:
             self.save_checkpoint()
-            tqdm.write(f"stopped; resume with: planet train --resume {self.run_dir}")
+            tqdm.write(f"stopped; resume with: planet train --resume {self.run_dir}",
+                       file=sys.stderr)
             raise
         finally:
             bar.close()
