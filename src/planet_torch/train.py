@@ -155,8 +155,12 @@ class Trainer:
         self.counters = Counters()
         episodes_dir = self.run_dir / EPISODES_DIR
         if resume:
-            self.replay = Replay.load(episodes_dir, cfg.train.replay_capacity, seed=cfg.seed)
-            self._restore(checkpoint.load(self.run_dir))
+            payload = checkpoint.load(self.run_dir)
+            # A run stopped before its first episode ended has no episode folder yet.
+            self.replay = (Replay.load(episodes_dir, cfg.train.replay_capacity, seed=cfg.seed)
+                           if episodes_dir.is_dir() else
+                           Replay(episodes_dir, cfg.train.replay_capacity, seed=cfg.seed))
+            self._restore(payload)
         else:
             config_lib.save(cfg, self.run_dir / CONFIG_NAME)
             self.replay = Replay(episodes_dir, cfg.train.replay_capacity, seed=cfg.seed)
