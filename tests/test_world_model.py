@@ -63,6 +63,18 @@ def test_loss_is_deterministic_under_a_generator():
     assert torch.equal(a.loss, b.loss) and not torch.equal(a.loss, c.loss)
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "objective.overshooting_kl calls rssm.img_step without noise or generator, so the d-step "
+    "prior samples come from the global RNG and WorldModel.loss(generator=...) is not "
+    "reproducible when overshooting_distance > 1 (STYLE habit 8)"))
+def test_loss_is_deterministic_under_a_generator_with_overshooting():
+    model, batch = make_model(), random_batch()
+    cfg = ObjectiveConfig(free_nats=0.0, overshooting_distance=3)
+    a = model.loss(batch, cfg, generator=torch.Generator().manual_seed(3))[0]
+    b = model.loss(batch, cfg, generator=torch.Generator().manual_seed(3))[0]
+    assert torch.equal(a.loss, b.loss)
+
+
 def test_image_term_decodes_the_posterior():
     """image_nll is -ln p(o_t | h_t, s_t) of the decoder on the posterior [h_t, s_t]."""
     model, batch = make_model(), random_batch()
