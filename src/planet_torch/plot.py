@@ -1,0 +1,163 @@
+"""Figures written as files, headless: learning curves of runs, and prediction error.
+
+`planet plot` reads each run's `metrics.jsonl` (train/return per training episode,
+test/return per test phase, both against environment steps) and its `config.yaml` (the
+task). Runs of the same task share a panel: each run is a thin line, and with two or more
+runs their mean is a thick line over the steps all of them reached, with one standard
+deviation shaded. For the paper's six tasks a dashed line marks PlaNet's score in the
+paper's Table 1 (mean test return after 1000 episodes of 1000 environment steps, i.e. at
+1e6 environment steps).
+
+Figures are drawn with matplotlib's object API on the Agg canvas: no pyplot, no display.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from planet_torch import config as config_lib
+from planet_torch.logger import METRICS_NAME, read_metrics
+from planet_torch.train import CONFIG_NAME
+from planet_torch.trained import RunFolderError
+
+PAPER_SCORES = {
+    "cartpole-swingup": 821, "reacher-easy": 832, "cheetah-run": 662,
+    "finger-spin": 700, "cup-catch": 930, "walker-walk": 951,
+}
+"""PlaNet's mean test return at 1000 episodes in the paper's Table 1."""
+CURVES = {"train/return": "train", "test/return": "test"}
+"""Metrics drawn, and their legend names."""
+FIGURE_FORMATS = (".png", ".svg")
+"""Every figure is written in these formats, side by side."""
+
+
+class Curve(NamedTuple):
+    """One metric of one run: environment steps and values, sorted by step."""
+
+    steps: np.ndarray
+    values: np.ndarray
+
+
+class RunCurves(NamedTuple):
+    """The curves of one run folder."""
+
+    run_dir: Path
+    task: str
+    curves: dict[str, Curve]
+    """Metric name (a key of CURVES) -> curve; metrics the run never logged are absent."""
+
+
+def read_run(run_dir: Path) -> RunCurves:
+    """The task and return curves of a run folder; RunFolderError if it has none."""
+    run_dir = Path(run_dir)
+    for name in (CONFIG_NAME, METRICS_NAME):
+        if not (run_dir / name).is_file():
+            raise RunFolderError(f"{run_dir} has no {name}; pass run folders made by "
+                                 "`planet train`")
+    task = config_lib.load(run_dir / CONFIG_NAME).task
+    records = read_metrics(run_dir)
+    curves = {}
+    for metric in CURVES:
+        points = sorted((r["env_steps"], r[metric]) for r in records if metric in r)
+        if points:
+            steps, values = np.asarray(points, dtype=np.float64).T
+            curves[metric] = Curve(steps, values)
+    if not curves:
+        raise RunFolderError(f"{run_dir} has no returns logged yet ({', '.join(CURVES)})")
+    return RunCurves(run_dir, task, curves)
+
+
+def mean_and_spread(curves: Sequence[Curve], points: int = 200) -> tuple[Curve, np.ndarray]:
+    """Mean and standard deviation of curves on a common grid of environment steps.
+
+    The grid spans the steps that every curve covers (linear interpolation between logged
+    points); returns (mean curve, std) with std of the same length as the grid.
+    """
+    start = max(c.steps[0] for c in curves)
+    end = min(c.steps[-1] for c in curves)
+    grid = np.linspace(start, end, points) if end > start else np.asarray([start])
+    stacked = np.stack([np.interp(grid, c.steps, c.values) for c in curves])
+    return Curve(grid, stacked.mean(axis=0)), stacked.std(axis=0)
+
+
+def _draw_task(axes: Axes, task: str, runs: Sequence[RunCurves]) -> None:
+    """One panel: every run's curves, their mean and spread, the paper's score."""
+    for (metric, label), colour in zip(CURVES.items(), ("tab:blue", "tab:orange"),
+                                       strict=True):
+        curves = [r.curves[metric] for r in runs if metric in r.curves]
+        if not curves:
+            continue
+        single = len(curves) == 1
+        for curve in curves:
+            axes.plot(curve.steps, curve.values, color=colour, linewidth=1.5 if single else 0.7,
+                      alpha=1.0 if single else 0.35, label=label if single else None,
+                      marker="." if len(curve.steps) < 20 else None)
+        if not single:
+            mean, std = mean_and_spread(curves)
+            axes.plot(mean.steps, mean.values, color=colour, linewidth=2,
+                      label=f"{label} (mean of {len(curves)} runs, ±1 std)")
+            axes.fill_between(mean.steps, mean.values - std, mean.values + std, color=colour,
+                              alpha=0.2, linewidth=0)
+    if task in PAPER_SCORES:
+        axes.axhline(PAPER_SCORES[task], color="black", linestyle="--", linewidth=1,
+                     label=f"PlaNet paper ({PAPER_SCORES[task]})")
+    axes.set_title(f"{task} ({len(runs)} run{'s' if len(runs) > 1 else ''})")
+    axes.set_xlabel("environment steps")
+    axes.set_ylabel("return")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small")
+
+
+def figure_paths(output: Path) -> list[Path]:
+    """`output` with each of FIGURE_FORMATS as suffix (`curves.png` -> png and svg)."""
+    output = Path(output)
+    if output.suffix not in ("", *FIGURE_FORMATS):
+        raise ValueError(f"--output must end in {' or '.join(FIGURE_FORMATS)} (both are "
+                         f"written), got {output}")
+    return [output.with_suffix(suffix) for suffix in FIGURE_FORMATS]
+
+
+def _save(figure: Figure, output: Path) -> list[Path]:
+    paths = figure_paths(output)
+    paths[0].parent.mkdir(parents=True, exist_ok=True)
+    for path in paths:
+        figure.savefig(path)
+    return paths
+
+
+def learning_curves(run_dirs: Sequence[Path], output: Path) -> list[Path]:
+    """Plot the runs' returns against environment steps, one panel per task.
+
+    Writes `output` as PNG and SVG and returns the paths written.
+    """
+    by_task: dict[str, list[RunCurves]] = defaultdict(list)
+    for run_dir in run_dirs:
+        run = read_run(run_dir)
+        by_task[run.task].append(run)
+    columns = min(3, len(by_task))
+    rows = math.ceil(len(by_task) / columns)
+    figure = Figure(figsize=(5.5 * columns, 4 * rows), layout="constrained")
+    for index, (task, runs) in enumerate(sorted(by_task.items()), start=1):
+        _draw_task(figure.add_subplot(rows, columns, index), task, runs)
+    return _save(figure, output)
+
+
+def prediction_error(mse: np.ndarray, output: Path, title: str) -> list[Path]:
+    """Plot the MSE of each step ahead of open-loop prediction; writes PNG and SVG."""
+    figure = Figure(figsize=(6, 4), layout="constrained")
+    axes = figure.add_subplot()
+    axes.plot(np.arange(1, len(mse) + 1), mse, marker=".")
+    axes.set_title(title)
+    axes.set_xlabel("steps ahead (agent steps after the last context frame)")
+    axes.set_ylabel("mean squared error per pixel")
+    axes.set_ylim(bottom=0)
+    axes.grid(alpha=0.3)
+    return _save(figure, output)
