@@ -1,0 +1,286 @@
+"""`planet bench`: what PlaNet's costly pieces take on this machine, and peak memory.
+
+    update   one training update (`world_model.update`: encoder on all B*L images, the
+             RSSM loop over L, decoder, negative ELBO, backward, clipping, Adam) per (B, L)
+    plan     one CEM call (`CEMPlanner.plan`) for N agents planned together
+    env      one agent step of a task with rendering (R environment steps, one 64x64
+             frame), with random actions; reported as environment steps per second
+    replay   one `Replay.sample(B, L)` from random uint8 episodes
+
+Each is called `warmup` times untimed, then timed; the median is the figure to quote (min
+and max show the spread). On CUDA the device is synchronised before each clock reading, so
+a time covers the queued GPU work. Memory is the peak resident set of the process so far on
+CPU, and the peak of memory allocated by torch during the measurement on CUDA.
+Model and planner sizes are the paper's (`--quick`: the debug preset's tiny ones).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import torch
+
+from planet_torch import __version__
+from planet_torch.config import (
+    PRESETS,
+    Config,
+    ModelConfig,
+    ObjectiveConfig,
+    OptimConfig,
+    PlannerConfig,
+)
+from planet_torch.envs import make_env
+from planet_torch.planner import CEMPlanner
+from planet_torch.replay import Episode, Replay
+from planet_torch.world_model import TorchBatch, WorldModel, make_optimizer, update
+
+MIB = 2**20
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """What to measure and at which sizes."""
+
+    device: torch.device
+    """Where the model runs."""
+    sizes: tuple[tuple[int, int], ...] = ((50, 50), (16, 16))
+    """(B, L) of each timed update and replay sample (paper: B = 50, L = 50)."""
+    agents: tuple[int, ...] = (1, 10)
+    """Numbers of agents N planned together, one timing each."""
+    repeats: int = 3
+    """Timed calls of each update and planning call."""
+    warmup: int = 1
+    """Untimed calls before the timed ones."""
+    task: str = "cartpole-swingup"
+    """Task whose environment steps are timed."""
+    env_steps: int = 100
+    """Timed agent steps of the task."""
+    replay_repeats: int = 50
+    """Timed replay samples (each takes milliseconds)."""
+    replay_episodes: int = 10
+    """Random episodes in the sampled replay ..."""
+    replay_episode_steps: int = 500
+    """... of this many agent steps each."""
+    action_size: int = 6
+    """A of the model in the update and planning timings (cheetah-run and walker-walk: 6)."""
+    precision: str = "fp32"
+    """Precision of the update (`fp32` or `bf16` autocast around the networks)."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """World model sizes."""
+    planner: PlannerConfig = field(default_factory=PlannerConfig)
+    """CEM sizes."""
+
+    @classmethod
+    def quick(cls, device: torch.device) -> BenchSettings:
+        """Tiny sizes (the debug preset's model and planner): every timing in seconds."""
+        debug: Config = PRESETS["debug"]()
+        return cls(device, sizes=((4, 8), (2, 4)), agents=(1, 10), repeats=2, env_steps=10,
+                   replay_repeats=5, replay_episodes=3, replay_episode_steps=20,
+                   model=debug.model, planner=debug.planner)
+
+
+@dataclass
+class Measurement:
+    """Timings of one benchmark at one size."""
+
+    name: str
+    """update, plan, env or replay."""
+    size: str
+    """The sizes it ran at, e.g. `B=50 L=50`."""
+    seconds: list[float]
+    """Each timed call's wall-clock seconds."""
+    peak_memory_mib: float
+    """Peak resident memory of the process (CPU) or peak torch allocation (CUDA)."""
+    work: float = 0.0
+    """Units of work per call for a rate (environment steps for `env`), 0 for none."""
+    unit: str = ""
+    """Name of those units per second, e.g. `env steps/s`."""
+
+    @property
+    def median(self) -> float:
+        """Median seconds per call."""
+        return statistics.median(self.seconds)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields plus median, min, max and the rate (if any)."""
+        rate = self.work / self.median if self.work else None
+        return {**asdict(self), "median_s": self.median, "min_s": min(self.seconds),
+                "max_s": max(self.seconds), "rate": rate}
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _peak_memory_mib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / MIB
+    # ru_maxrss is in KiB on Linux and in bytes on macOS.
+    scale = 1 if sys.platform == "darwin" else 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / MIB
+
+
+def measure(name: str, size: str, fn: Callable[[], Any], repeats: int, warmup: int,
+            device: torch.device, work: float = 0.0, unit: str = "") -> Measurement:
+    """Call fn `warmup` times, then time `repeats` calls; clocks read after a device sync."""
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"repeats must be >= 1 and warmup >= 0, got {repeats} and {warmup}")
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    for _ in range(warmup):
+        fn()
+    seconds = []
+    for _ in range(repeats):
+        _synchronize(device)
+        start = time.perf_counter()
+        fn()
+        _synchronize(device)
+        seconds.append(time.perf_counter() - start)
+    return Measurement(name, size, seconds, _peak_memory_mib(device), work, unit)
+
+
+def bench_update(s: BenchSettings, batch_size: int, length: int) -> Measurement:
+    """One training update of the world model on a random (B, L) batch."""
+    generator = torch.Generator(s.device).manual_seed(0)
+    model = WorldModel(s.model, s.action_size).to(s.device)
+    optim = OptimConfig()
+    optimizer = make_optimizer(model, optim)
+    shape = (batch_size, length)
+    batch = TorchBatch(
+        torch.randint(0, 256, (*shape, 64, 64, 3), dtype=torch.uint8, device=s.device,
+                      generator=generator),
+        torch.rand((*shape, s.action_size), device=s.device, generator=generator) * 2 - 1,
+        torch.rand(shape, device=s.device, generator=generator))
+    return measure("update", f"B={batch_size} L={length} {s.precision}",
+                   lambda: update(model, optimizer, batch, ObjectiveConfig(), optim.grad_clip,
+                                  s.precision, generator),
+                   s.repeats, s.warmup, s.device)
+
+
+def bench_plan(s: BenchSettings, num_agents: int) -> Measurement:
+    """One CEM planning call for N agents, each from its own (random) state."""
+    generator = torch.Generator(s.device).manual_seed(0)
+    model = WorldModel(s.model, s.action_size).to(s.device).eval()
+    planner = CEMPlanner(s.planner, -torch.ones(s.action_size), torch.ones(s.action_size))
+    with torch.inference_mode():
+        state = model.rssm.initial_state(num_agents, s.device)
+        for _ in range(3):  # a few imagined steps so the N states differ
+            action = torch.rand((num_agents, s.action_size), device=s.device,
+                                generator=generator) * 2 - 1
+            state = model.rssm.img_step(state, action, generator=generator)
+    c = s.planner
+    return measure("plan", f"N={num_agents} J={c.candidates} H={c.horizon} I={c.iterations}",
+                   lambda: planner.plan(model, state, generator=generator),
+                   s.repeats, s.warmup, s.device)
+
+
+def bench_env(s: BenchSettings) -> Measurement:
+    """Agent steps of the task with random actions, each rendering one 64x64 frame."""
+    env = make_env(s.task, seed=0)
+    env.reset(seed=0)
+
+    def step() -> None:
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        if terminated or truncated:
+            env.reset()
+
+    repeat = env.action_repeat  # type: ignore[attr-defined]
+    try:
+        return measure("env", f"{s.task} R={repeat}", step, s.env_steps, s.warmup,
+                       torch.device("cpu"), work=repeat, unit="env steps/s")
+    finally:
+        env.close()
+
+
+def bench_replay(s: BenchSettings, batch_size: int, length: int) -> Measurement:
+    """`Replay.sample(B, L)` from random uint8 episodes."""
+    rng = np.random.default_rng(0)
+    rows = s.replay_episode_steps + 1
+    replay = Replay(capacity=s.replay_episodes * s.replay_episode_steps, seed=0)
+    for _ in range(s.replay_episodes):
+        action = rng.uniform(-1, 1, (rows, s.action_size)).astype(np.float32)
+        reward = rng.uniform(0, 1, rows).astype(np.float32)
+        action[0], reward[0] = 0, 0
+        replay.add(Episode(rng.integers(0, 256, (rows, 64, 64, 3), dtype=np.uint8),
+                           action, reward))
+    return measure("replay",
+                   f"B={batch_size} L={length} of {s.replay_episodes}x{rows} rows",
+                   lambda: replay.sample(batch_size, length), s.replay_repeats, s.warmup,
+                   torch.device("cpu"))
+
+
+def run(s: BenchSettings) -> Iterator[Measurement]:
+    """Every measurement in turn: updates, planning calls, environment, replay."""
+    for batch_size, length in s.sizes:
+        yield bench_update(s, batch_size, length)
+    for num_agents in s.agents:
+        yield bench_plan(s, num_agents)
+    yield bench_env(s)
+    for batch_size, length in s.sizes:
+        yield bench_replay(s, batch_size, length)
+
+
+def machine(device: torch.device) -> dict[str, Any]:
+    """CPU model and cores, memory, load, accelerator, and software versions."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as file:
+            cpu = next(line.split(":", 1)[1].strip() for line in file
+                       if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    info: dict[str, Any] = {
+        "cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30,
+                            1) if hasattr(os, "sysconf") else None,
+        "platform": platform.platform(), "python": platform.python_version(),
+        "torch": torch.__version__, "planet_torch": __version__, "device": str(device),
+        # Other work on the machine slows every timing: the load says how busy it was.
+        "load_average_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.3f} s" if seconds >= 1 else f"{seconds * 1e3:.2f} ms"
+
+
+TABLE_HEADER = (f"{'benchmark':<8} {'size':<34} {'median':>10} {'min':>10} {'max':>10} "
+                f"{'rate':>22} {'peak MiB':>9}")
+"""Column titles of `table_row`."""
+
+
+def table_row(m: Measurement) -> str:
+    """One measurement as a row under TABLE_HEADER."""
+    rate = f"{m.work / m.median:,.0f} {m.unit}" if m.work else ""
+    return (f"{m.name:<8} {m.size:<34} {_duration(m.median):>10} "
+            f"{_duration(min(m.seconds)):>10} {_duration(max(m.seconds)):>10} {rate:>22} "
+            f"{m.peak_memory_mib:>9.0f}")
+
+
+def report(s: BenchSettings, measurements: Sequence[Measurement],
+           command: str) -> dict[str, Any]:
+    """The JSON document of a benchmark run: when, where, how, and the results."""
+    settings = asdict(s)
+    settings["device"] = str(s.device)
+    return {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": command,
+        "machine": machine(s.device),
+        "settings": settings,
+        "results": [m.to_dict() for m in measurements],
+        "peak_memory_mib": max(m.peak_memory_mib for m in measurements),
+    }
