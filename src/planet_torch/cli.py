@@ -3,6 +3,10 @@
     planet train [--preset paper|debug|toy] [--task T] [--seed N] [--<section>.<field> V ...]
     planet train --resume RUN_DIR
     planet tasks
+    planet test RUN_DIR [--episodes N] [--video] [--render]
+    planet predict RUN_DIR [--sequences S] [--context C] [--horizon H]
+    planet plot RUN_DIR [RUN_DIR ...] [--output PATH]
+    planet bench [--quick] [--json PATH]
 
 Every config field is a flag (`--train.batch_size 16`, `--planner.horizon 8`), shown by
 `planet train --help` with its default and meaning. A preset is applied first, then flags.
@@ -17,7 +21,9 @@ import ast
 import dataclasses
 import inspect
 import itertools
+import json
 import os
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -134,6 +140,187 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _output_folder(args: argparse.Namespace, run_dir: Path, *subfolders: str) -> Path:
+    """--output or the run folder, checked writable (and its subfolders) before any work."""
+    from planet_torch.outputs import ensure_writable
+
+    output = ensure_writable(Path(args.output) if args.output else run_dir)
+    for name in subfolders:
+        ensure_writable(output / name)
+    return output
+
+
+def _report_written(paths: Sequence[Path]) -> None:
+    for path in paths:
+        print(f"wrote {path}")
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    """Noise-free test episodes of a trained run: returns, a JSON file, videos, a window."""
+    from planet_torch import scoring, video
+    from planet_torch.evaluate import Interrupted
+    from planet_torch.trained import load_run
+    from planet_torch.viewer import Viewer, check_display
+
+    if args.render:
+        check_display()  # before minutes of loading and playing
+    run = load_run(args.run_dir, args.checkpoint, args.device)
+    output = _output_folder(args, run.run_dir, *([video.VIDEOS_DIR] if args.video else []))
+    viewer = Viewer(f"planet test {run.run_dir.name}") if args.render else None
+    try:
+        result, played = scoring.score(
+            run, args.episodes, args.seed,
+            on_step=None if viewer is None else viewer.on_step,
+            should_stop=None if viewer is None else (lambda: viewer.closed))
+    except Interrupted:
+        print("planet test: the window was closed; stopped without results", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        if viewer is not None:
+            viewer.close()
+    print(result.summary())
+    written = [scoring.write_result(result, output / f"test-{run.tag}.json")]
+    if args.video:
+        frames = video.tile(video.stack_episodes([e.obs for e in played.episodes]))
+        written += video.write_videos(frames, output / video.VIDEOS_DIR / f"test-{run.tag}",
+                                      played.fps)
+    _report_written(written)
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Open-loop video prediction of a trained run, with its error per step ahead."""
+    from planet_torch import plot, predict, scoring, video
+    from planet_torch.trained import episode_rows, load_run, play
+
+    run = load_run(args.run_dir, args.checkpoint, args.device)
+    predict.fit_horizon(episode_rows(run.cfg), args.context, args.horizon)  # fail early
+    output = _output_folder(args, run.run_dir, video.VIDEOS_DIR)
+    seed = scoring.default_seed(run) if args.seed is None else args.seed
+    played = play(run, list(range(seed, seed + args.sequences)), desc="predict")
+    rows = min(e.length for e in played.episodes)
+    horizon = predict.fit_horizon(rows, args.context, args.horizon)
+    if horizon < args.horizon:
+        print(f"note: the episodes have {rows} frames, so {horizon} frames are predicted "
+              f"after the {args.context} context frames instead of {args.horizon}",
+              file=sys.stderr)
+    prediction = predict.predict_episodes(run.model, played.episodes, args.context, horizon,
+                                          run.cfg.objective.bit_depth, seed)
+    mse = prediction.ahead_mse()
+    stem = f"open_loop-{run.tag}"
+    written = video.write_videos(prediction.grid(), output / video.VIDEOS_DIR / stem,
+                                 played.fps)
+    written.append(predict.write_error_csv(prediction, output / f"{stem}_error.csv"))
+    written += plot.prediction_error(
+        mse, output / f"{stem}_error.png",
+        f"{run.cfg.task}: open-loop prediction after {args.context} context frames")
+    print(f"{run.cfg.task}: open-loop MSE per pixel {mse[0]:.5f} at 1 step ahead, "
+          f"{mse[-1]:.5f} at {len(mse)} steps ahead ({args.sequences} sequences; columns: "
+          "truth | prediction | difference)")
+    _report_written(written)
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    """Learning curves of one or more runs as PNG and SVG."""
+    from planet_torch import plot
+    from planet_torch.outputs import ensure_writable
+
+    run_dirs = [Path(p) for p in args.run_dirs]
+    if args.output is not None:
+        output = Path(args.output)
+    else:
+        output = (run_dirs[0] if len(run_dirs) == 1 else Path.cwd()) / "learning_curves.png"
+    plot.figure_paths(output)  # a wrong suffix fails before the folder is touched
+    ensure_writable(output.parent)
+    _report_written(plot.learning_curves(run_dirs, output))
+    return 0
+
+
+def _bench_sizes(batch: list[int] | None, length: list[int] | None
+                 ) -> tuple[tuple[int, int], ...] | None:
+    """Pairs (B, L) from --batch and --length; a single value pairs with every other."""
+    if batch is None and length is None:
+        return None
+    batch = batch or [50]
+    length = length or [50]
+    if len(batch) != len(length) and 1 not in (len(batch), len(length)):
+        raise ValueError(f"--batch and --length need as many values as each other (or one), "
+                         f"got {len(batch)} and {len(length)}")
+    count = max(len(batch), len(length))
+    return tuple(zip(batch * count if len(batch) == 1 else batch,
+                     length * count if len(length) == 1 else length, strict=True))
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Time an update, planning calls, environment steps and replay sampling here."""
+    from planet_torch import bench
+    from planet_torch.outputs import ensure_writable
+    from planet_torch.train import resolve_device
+
+    device = resolve_device(args.device)
+    settings = bench.BenchSettings.quick(device) if args.quick else bench.BenchSettings(device)
+    changes: dict[str, Any] = {
+        "sizes": _bench_sizes(args.batch, args.length), "agents": args.agents,
+        "repeats": args.repeats or (None if args.quick or device.type == "cpu" else 10),
+        "warmup": args.warmup, "task": args.task, "env_steps": args.env_steps,
+        "precision": args.precision,
+    }
+    settings = dataclasses.replace(settings, **{k: (tuple(v) if isinstance(v, list) else v)
+                                                for k, v in changes.items() if v is not None})
+    json_path = None if args.json is None else Path(args.json)
+    if json_path is not None:
+        ensure_writable(json_path.parent)
+    info = bench.machine(device)
+    print(f"{info['cpu']}, {info['cores']} cores, torch {info['torch']} on {device}"
+          f"{' (' + info['gpu'] + ')' if 'gpu' in info else ''}; {settings.repeats} repeats "
+          f"after {settings.warmup} warm-up")
+    print(bench.TABLE_HEADER)
+    measurements = []
+    for measurement in bench.run(settings):
+        print(bench.table_row(measurement), flush=True)
+        measurements.append(measurement)
+    if json_path is not None:
+        document = bench.report(settings, measurements, args.command_line)
+        json_path.write_text(json.dumps(document, indent=2) + "\n")
+        _report_written([json_path])
+    return 0
+
+
+def _add_trained_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """RUN_DIR and the flags shared by the tools that act with a trained agent."""
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run folder made by planet train")
+    parser.add_argument("--checkpoint", metavar="PATH", default=None,
+                        help="checkpoint file to use instead of the run's latest; must be "
+                             "of the run's task")
+    parser.add_argument("--device", default="auto",
+                        help="auto (cuda if available), cpu, cuda or cuda:N; any checkpoint "
+                             "loads on any device")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="seed of the first episode (the others count up from it); "
+                             "default: the run's test seeds, far from its training seeds")
+    parser.add_argument("--output", metavar="DIR", default=None,
+                        help="folder for the results (default: RUN_DIR)")
+
+
+def _add_command(sub: Any, name: str, func: Callable[[argparse.Namespace], int], summary: str,
+                 description: str, show_defaults: bool = True) -> argparse.ArgumentParser:
+    """A subcommand parser that runs `func`; `summary` is its line in `planet --help`."""
+    parser = sub.add_parser(
+        name, help=summary, description=description,
+        formatter_class=(argparse.ArgumentDefaultsHelpFormatter if show_defaults
+                         else argparse.HelpFormatter))
+    parser.set_defaults(func=func)
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of `planet` and its subcommands."""
     parser = argparse.ArgumentParser(
@@ -155,12 +342,83 @@ def build_parser() -> argparse.ArgumentParser:
 
     tasks = sub.add_parser("tasks", help="list the supported tasks")
     tasks.set_defaults(func=cmd_tasks)
+
+    test = _add_command(
+        sub, "test", cmd_test, "score a trained agent on noise-free test episodes",
+        "Play noise-free test episodes with a run's latest checkpoint, all environments "
+        "stepped and planned together; print the mean, std, min and max return and write "
+        "them to OUTPUT/test-epNNNNNN.json (NNNNNN: the checkpoint's episodes).")
+    _add_trained_run_arguments(test)
+    test.add_argument("--episodes", type=_positive_int, default=10,
+                      help="test episodes, played together")
+    test.add_argument("--video", action="store_true",
+                      help="also write the episodes as a grid video, "
+                           "OUTPUT/videos/test-epNNNNNN.mp4 and .gif")
+    test.add_argument("--render", action="store_true",
+                      help="show the episodes live in a window, real frames beside the "
+                           "model's reconstructions (needs a display; try xvfb-run)")
+
+    predict = _add_command(
+        sub, "predict", cmd_predict, "open-loop video prediction of a trained model",
+        "Play noise-free episodes, take one window per episode, filter the first CONTEXT "
+        "frames and predict the next HORIZON frames from the actions alone. Writes "
+        "OUTPUT/videos/open_loop-epNNNNNN.mp4 and .gif (truth | prediction | difference, one "
+        "row per sequence) and the error per step ahead as open_loop-epNNNNNN_error.csv and "
+        ".png.")
+    _add_trained_run_arguments(predict)
+    predict.add_argument("--sequences", type=_positive_int, default=4,
+                         help="sequences shown, each from its own episode")
+    predict.add_argument("--context", type=_positive_int, default=5,
+                         help="frames filtered with the posterior before predicting")
+    predict.add_argument("--horizon", type=_positive_int, default=45,
+                         help="frames predicted open-loop (shortened to fit the episodes)")
+
+    plot = _add_command(
+        sub, "plot", cmd_plot, "learning curves of runs",
+        "Train and test return against environment steps, one panel per task; runs of the "
+        "same task as mean and spread; the paper's score as a dashed line.",
+        show_defaults=False)
+    plot.add_argument("run_dirs", metavar="RUN_DIR", nargs="+", help="run folders")
+    plot.add_argument("--output", metavar="PATH", default=None,
+                      help="PNG file (an SVG is written beside it); default: "
+                           "learning_curves.png in RUN_DIR if one run is given, else in the "
+                           "current folder")
+
+    bench = _add_command(
+        sub, "bench", cmd_bench, "time updates, planning, environment steps and replay here",
+        "Measure one training update per (B, L), one CEM call per number of agents, "
+        "environment steps with rendering, replay sampling and peak memory on this "
+        "machine; median of the timed repeats after warm-up.", show_defaults=False)
+    bench.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (auto)")
+    bench.add_argument("--batch", type=_positive_int, nargs="+", default=None,
+                       help="chunks B per update, one timing each (50 16)")
+    bench.add_argument("--length", type=_positive_int, nargs="+", default=None,
+                       help="chunk lengths L, paired with --batch (50 16)")
+    bench.add_argument("--agents", type=_positive_int, nargs="+", default=None,
+                       help="agents N per planning call, one timing each (1 10; "
+                            "`--agents 1` skips the 10-agent call, ~35 s on two CPU cores)")
+    bench.add_argument("--repeats", type=_positive_int, default=None,
+                       help="timed calls per update and planning call (3 on CPU, 10 on "
+                            "CUDA, 2 with --quick)")
+    bench.add_argument("--warmup", type=int, default=None, help="untimed calls first (1)")
+    bench.add_argument("--task", default=None,
+                       help="task whose environment steps are timed (cartpole-swingup)")
+    bench.add_argument("--env-steps", type=_positive_int, default=None,
+                       help="timed agent steps of the task (100)")
+    bench.add_argument("--precision", choices=["fp32", "bf16"], default=None,
+                       help="precision of the update (fp32)")
+    bench.add_argument("--quick", action="store_true",
+                       help="tiny model, planner and batches: a smoke test in seconds")
+    bench.add_argument("--json", metavar="PATH", default=None,
+                       help="also write the results, machine and command as JSON")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `planet` console command."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.command_line = shlex.join(["planet", *argv])
     try:
         return int(args.func(args))
     except (ValueError, FileNotFoundError, PermissionError, RuntimeError) as error:
