@@ -98,10 +98,15 @@ def test_test_plays_all_episodes_together_and_writes_results_and_videos(
         assert frames.shape == (DEBUG_ROWS, 256, 256, 3)
 
 
-def test_test_writes_into_the_run_folder_by_default(debug_run: Path) -> None:
-    assert main(["test", str(debug_run), "--episodes", "1", "--seed", "7"]) == 0
-    result = json.loads((debug_run / "test-ep000004.json").read_text())
-    assert result["seeds"] == [7]
+def test_test_writes_into_the_run_folder_and_repeats_with_the_same_seed(
+        debug_run: Path) -> None:
+    returns = []
+    for _ in range(2):
+        assert main(["test", str(debug_run), "--episodes", "2", "--seed", "7"]) == 0
+        result = json.loads((debug_run / "test-ep000004.json").read_text())
+        assert result["seeds"] == [7, 8]
+        returns.append(result["returns"])
+    assert returns[0] == returns[1]
 
 
 def test_predict_writes_video_error_csv_and_plot(debug_run: Path, tmp_path: Path) -> None:

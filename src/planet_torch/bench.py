@@ -231,6 +231,11 @@ def run(s: BenchSettings) -> Iterator[Measurement]:
         yield bench_replay(s, batch_size, length)
 
 
+def _load_average() -> float | None:
+    """Runnable processes averaged over the last minute (None where the OS has no such)."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
+
 def machine(device: torch.device) -> dict[str, Any]:
     """CPU model and cores, memory, load, accelerator, and software versions."""
     cpu = platform.processor() or platform.machine()
@@ -246,8 +251,9 @@ def machine(device: torch.device) -> dict[str, Any]:
                             1) if hasattr(os, "sysconf") else None,
         "platform": platform.platform(), "python": platform.python_version(),
         "torch": torch.__version__, "planet_torch": __version__, "device": str(device),
-        # Other work on the machine slows every timing: the load says how busy it was.
-        "load_average_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        # Other work on the machine slows every timing: the load says how busy it was
+        # when the benchmark started.
+        "load_average_1m": _load_average(),
     }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
@@ -271,15 +277,20 @@ def table_row(m: Measurement) -> str:
             f"{m.peak_memory_mib:>9.0f}")
 
 
-def report(s: BenchSettings, measurements: Sequence[Measurement],
-           command: str) -> dict[str, Any]:
-    """The JSON document of a benchmark run: when, where, how, and the results."""
+def report(s: BenchSettings, measurements: Sequence[Measurement], command: str,
+           machine_info: dict[str, Any]) -> dict[str, Any]:
+    """The JSON document of a benchmark run: when, where, how, and the results.
+
+    `machine_info` is `machine()` read before the timings, so that its load average is the
+    other work's; the load at the end (the benchmark's own threads included) is added.
+    """
     settings = asdict(s)
     settings["device"] = str(s.device)
     return {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": command,
-        "machine": machine(s.device),
+        "machine": machine_info,
+        "load_average_1m_at_end": _load_average(),
         "settings": settings,
         "results": [m.to_dict() for m in measurements],
         "peak_memory_mib": max(m.peak_memory_mib for m in measurements),

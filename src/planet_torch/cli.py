@@ -288,7 +288,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(bench.table_row(measurement), flush=True)
         measurements.append(measurement)
     if json_path is not None:
-        document = bench.report(settings, measurements, args.command_line)
+        document = bench.report(settings, measurements, args.command_line, info)
         json_path.write_text(json.dumps(document, indent=2) + "\n")
         _report_written([json_path])
     return 0
@@ -301,8 +301,8 @@ def _add_trained_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="checkpoint file to use instead of the run's latest; must be "
                              "of the run's task")
     parser.add_argument("--device", default="auto",
-                        help="auto (cuda if available), cpu, cuda or cuda:N; any checkpoint "
-                             "loads on any device")
+                        help="auto (cuda if available; the default), cpu, cuda or cuda:N; "
+                             "any checkpoint loads on any device")
     parser.add_argument("--seed", type=int, default=None,
                         help="seed of the first episode (the others count up from it); "
                              "default: the run's test seeds, far from its training seeds")
@@ -311,12 +311,9 @@ def _add_trained_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_command(sub: Any, name: str, func: Callable[[argparse.Namespace], int], summary: str,
-                 description: str, show_defaults: bool = True) -> argparse.ArgumentParser:
+                 description: str) -> argparse.ArgumentParser:
     """A subcommand parser that runs `func`; `summary` is its line in `planet --help`."""
-    parser = sub.add_parser(
-        name, help=summary, description=description,
-        formatter_class=(argparse.ArgumentDefaultsHelpFormatter if show_defaults
-                         else argparse.HelpFormatter))
+    parser = sub.add_parser(name, help=summary, description=description)
     parser.set_defaults(func=func)
     return parser
 
@@ -350,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
         "them to OUTPUT/test-epNNNNNN.json (NNNNNN: the checkpoint's episodes).")
     _add_trained_run_arguments(test)
     test.add_argument("--episodes", type=_positive_int, default=10,
-                      help="test episodes, played together")
+                      help="test episodes, played together (default: 10)")
     test.add_argument("--video", action="store_true",
                       help="also write the episodes as a grid video, "
                            "OUTPUT/videos/test-epNNNNNN.mp4 and .gif")
@@ -367,17 +364,17 @@ def build_parser() -> argparse.ArgumentParser:
         ".png.")
     _add_trained_run_arguments(predict)
     predict.add_argument("--sequences", type=_positive_int, default=4,
-                         help="sequences shown, each from its own episode")
+                         help="sequences shown, each from its own episode (default: 4)")
     predict.add_argument("--context", type=_positive_int, default=5,
-                         help="frames filtered with the posterior before predicting")
+                         help="frames filtered with the posterior before predicting (default: 5)")
     predict.add_argument("--horizon", type=_positive_int, default=45,
-                         help="frames predicted open-loop (shortened to fit the episodes)")
+                         help="frames predicted open-loop, shortened to fit the episodes "
+                              "(default: 45)")
 
     plot = _add_command(
         sub, "plot", cmd_plot, "learning curves of runs",
         "Train and test return against environment steps, one panel per task; runs of the "
-        "same task as mean and spread; the paper's score as a dashed line.",
-        show_defaults=False)
+        "same task as mean and spread; the paper's score as a dashed line.")
     plot.add_argument("run_dirs", metavar="RUN_DIR", nargs="+", help="run folders")
     plot.add_argument("--output", metavar="PATH", default=None,
                       help="PNG file (an SVG is written beside it); default: "
@@ -388,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub, "bench", cmd_bench, "time updates, planning, environment steps and replay here",
         "Measure one training update per (B, L), one CEM call per number of agents, "
         "environment steps with rendering, replay sampling and peak memory on this "
-        "machine; median of the timed repeats after warm-up.", show_defaults=False)
+        "machine; median of the timed repeats after warm-up.")
     bench.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (auto)")
     bench.add_argument("--batch", type=_positive_int, nargs="+", default=None,
                        help="chunks B per update, one timing each (50 16)")
