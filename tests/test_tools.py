@@ -204,6 +204,7 @@ def without_checkpoint(run_dir: Path, tmp_path: Path) -> Path:
 @pytest.mark.parametrize("case, expected", [
     ("missing run", "does not exist"),
     ("not a run", "is not a run folder"),
+    ("a file as run", "is a file, not a run folder"),
     ("no checkpoint", "no checkpoint"),
     ("corrupt checkpoint", "is corrupt or not a checkpoint"),
     ("checkpoint of another task", "was trained on toy-reach"),
@@ -228,6 +229,7 @@ def test_bad_input_ends_with_one_line_and_nonzero_exit(
     argv = {
         "missing run": ["test", str(tmp_path / "nowhere")],
         "not a run": ["test", str(tmp_path)],
+        "a file as run": ["test", str(debug_run / "checkpoint.pt")],
         "no checkpoint": ["test", str(without_checkpoint(debug_run, tmp_path))],
         "corrupt checkpoint": ["test", str(corrupt_copy(debug_run, tmp_path))],
         "checkpoint of another task": ["test", run, "--checkpoint",

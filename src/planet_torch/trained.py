@@ -69,8 +69,11 @@ def load_run(run_dir: Path, checkpoint_path: Path | None = None,
     checkpoint is missing, corrupt, or from a run of another task or environment setting.
     """
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
+    if not run_dir.exists():
         raise RunFolderError(f"run folder {run_dir} does not exist")
+    if not run_dir.is_dir():
+        raise RunFolderError(f"{run_dir} is a file, not a run folder; pass the run folder, "
+                             "and a checkpoint file with --checkpoint")
     if not (run_dir / CONFIG_NAME).is_file():
         raise RunFolderError(f"{run_dir} is not a run folder (no {CONFIG_NAME}); pass a "
                              "folder made by `planet train`")
