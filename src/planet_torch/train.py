@@ -15,6 +15,12 @@ A run folder holds:
 Every finished episode is on disk the moment it ends. A checkpoint is written every
 `checkpoint_every` episodes and when the run is stopped (Ctrl-C, SIGTERM); `--resume`
 rebuilds the replay from the episode files and continues the counters.
+
+Speed (`--precision`, `--compile`, see `acceleration`): the update and the planner's rollout
+run under the run's precision and, with `compile`, through torch.compile. While update k
+runs, a worker thread samples batch k + 1 (`BatchLoader`). Nothing in an interval of C
+updates waits for the device: the metrics stay device tensors until the interval ends and
+are then read once.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,6 +44,7 @@ from tqdm import tqdm
 
 from planet_torch import __version__, checkpoint
 from planet_torch import config as config_lib
+from planet_torch.acceleration import configure_backends
 from planet_torch.agent import Agent
 from planet_torch.config import Config
 from planet_torch.envs import make_env
@@ -45,7 +53,7 @@ from planet_torch.logger import Logger
 from planet_torch.planner import CEMPlanner
 from planet_torch.predict import open_loop
 from planet_torch.replay import Batch, Episode, Replay, episode_files, parse_episode_name
-from planet_torch.world_model import TorchBatch, WorldModel, make_optimizer, update
+from planet_torch.world_model import TorchBatch, Updater, WorldModel, make_optimizer, update
 
 CONFIG_NAME = "config.yaml"
 EPISODES_DIR = "episodes"
@@ -96,7 +104,10 @@ def new_run_dir(logdir: Path, task: str, seed: int) -> Path:
 
 
 def to_device(batch: Batch, device: torch.device) -> TorchBatch:
-    """A replay batch as tensors on the device: pinned and copied without blocking on CUDA."""
+    """A replay batch as tensors on the device: pinned and copied without blocking on CUDA.
+
+    On CUDA the copies are queued on the current stream; the host does not wait for them.
+    """
     cuda = device.type == "cuda"
 
     def move(array: np.ndarray) -> torch.Tensor:
@@ -104,6 +115,58 @@ def to_device(batch: Batch, device: torch.device) -> TorchBatch:
         return tensor.pin_memory().to(device, non_blocking=True) if cuda else tensor
 
     return TorchBatch(move(batch.obs), move(batch.action), move(batch.reward))
+
+
+class BatchLoader:
+    """Replay batches on the training device, each one sampled while the previous update runs.
+
+    A one-worker thread samples batch k + 1 while the caller runs update k; on CUDA it also
+    pins the batch and queues its copy on a side stream, and the caller's stream waits for
+    that copy on an event, so neither the host nor the device blocks. The worker samples in
+    order and never beyond the batches asked for, so the replay's random stream is exactly
+    that of sampling each batch just before its update: runs stay reproducible and resumable.
+    """
+
+    def __init__(self, replay: Replay, batch_size: int, length: int,
+                 device: torch.device) -> None:
+        self.replay = replay
+        self.batch_size = batch_size
+        self.length = length
+        self.device = device
+        self.stream = torch.cuda.Stream(device) if device.type == "cuda" else None
+
+    def _load(self) -> tuple[TorchBatch, torch.cuda.Event | None]:
+        """Runs in the worker: sample, then (CUDA) pin and copy on the side stream."""
+        batch = self.replay.sample(self.batch_size, self.length)
+        if self.stream is None:
+            return to_device(batch, self.device), None
+        with torch.cuda.stream(self.stream):
+            moved = to_device(batch, self.device)
+            copied = torch.cuda.Event()
+            copied.record(self.stream)
+        return moved, copied
+
+    def _ready(self, batch: TorchBatch, copied: torch.cuda.Event | None) -> TorchBatch:
+        """Make the caller's stream wait for the copy, and tell the allocator it uses it."""
+        if copied is not None:
+            stream = torch.cuda.current_stream(self.device)
+            stream.wait_event(copied)
+            for tensor in batch:
+                tensor.record_stream(stream)
+        return batch
+
+    def batches(self, count: int) -> Iterator[TorchBatch]:
+        """`count` batches, the next one loading while the caller uses the current one.
+
+        Closing the iterator early (an exception in the caller) waits for the batch in flight.
+        """
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay") as worker:
+            pending = worker.submit(self._load)
+            for k in range(count):
+                loaded = pending.result()
+                if k + 1 < count:
+                    pending = worker.submit(self._load)
+                yield self._ready(*loaded)
 
 
 @contextmanager
@@ -137,6 +200,7 @@ class Trainer:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.device = resolve_device(cfg.device)
+        configure_backends(self.device)
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
         env_kwargs = {"action_repeat": cfg.env.action_repeat,
@@ -148,8 +212,10 @@ class Trainer:
         space = self.env.action_space
         self.model = WorldModel(cfg.model, space.shape[0]).to(self.device)
         self.optimizer = make_optimizer(self.model, cfg.optim)
+        self.updater = Updater(self.model, self.optimizer, cfg.objective, cfg.optim.grad_clip,
+                               cfg.precision, cfg.compile)
         self.planner = CEMPlanner(cfg.planner, torch.as_tensor(space.low),
-                                  torch.as_tensor(space.high))
+                                  torch.as_tensor(space.high), cfg.precision, cfg.compile)
         self.generator = torch.Generator(self.device).manual_seed(cfg.seed)
         self.agent = Agent(self.model, self.planner, cfg.objective.bit_depth, self.generator)
         self.counters = Counters()
@@ -164,6 +230,8 @@ class Trainer:
         else:
             config_lib.save(cfg, self.run_dir / CONFIG_NAME)
             self.replay = Replay(episodes_dir, cfg.train.replay_capacity, seed=cfg.seed)
+        self.loader = BatchLoader(self.replay, cfg.train.batch_size, cfg.train.chunk_length,
+                                  self.device)
         self.logger = Logger(self.run_dir)
 
     # ----------------------------------------------------------------- checkpoints
@@ -222,16 +290,21 @@ class Trainer:
         t = self.cfg.train
         started = time.time()
         history: list[dict[str, torch.Tensor]] = []
-        for _ in range(t.collect_interval):
-            if stop[0]:
-                raise Interrupted
-            batch = to_device(self.replay.sample(t.batch_size, t.chunk_length), self.device)
-            history.append(update(self.model, self.optimizer, batch, self.cfg.objective,
-                                  self.cfg.optim.grad_clip, self.cfg.precision,
-                                  self.generator))
-            self.counters.updates += 1
-        # Metrics are read from the device once per interval, not once per update.
-        means = {k: torch.stack([h[k] for h in history]).mean().item() for k in history[0]}
+        batches = self.loader.batches(t.collect_interval)
+        try:
+            for batch in batches:
+                if stop[0]:
+                    raise Interrupted
+                history.append(update(self.model, self.optimizer, batch, self.cfg.objective,
+                                      self.cfg.optim.grad_clip, self.cfg.precision,
+                                      self.generator, self.updater))
+                self.counters.updates += 1
+        finally:
+            batches.close()  # waits for a batch still being sampled
+        # Metrics are read from the device once per interval (one copy), not once per update.
+        keys = list(history[0])
+        means = dict(zip(keys, torch.stack([torch.stack([h[k] for h in history]).mean()
+                                            for k in keys]).tolist(), strict=True))
         if not all(math.isfinite(v) for v in means.values()):
             raise TrainingDiverged(f"loss is not finite after update {self.counters.updates} "
                                    f"({means}); the last good checkpoint is kept")

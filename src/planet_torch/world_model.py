@@ -7,21 +7,33 @@ Data flow of an update on a (B, L) batch of chunks:
       --RSSM.observe, a loop over L--> posterior, prior (B, L, ...)
       --ObservationDecoder / RewardModel, one call each--> image and reward means
       --negative_elbo--> loss --backward, clip at 1000, Adam-->
+
+The random draws of an update (dequantisation noise, posterior samples) are made first, in
+`WorldModel.prepare`; everything after them, `WorldModel.elbo`, is a deterministic function
+of its inputs (with the paper's overshooting distance D = 1). So `Updater` can hand `elbo` to
+torch.compile and get, from the same draws, the same update as the eager code up to float
+rounding. No step reads a tensor's value on the host, except torch's default argument check
+of the `Normal` distributions behind the entropy metrics in eager mode (tests name it).
 """
 
 from __future__ import annotations
 
-import contextlib
+from collections.abc import Callable
+from functools import partial
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
+from planet_torch.acceleration import Fallback, autocast, check_precision, compile_or_none
 from planet_torch.config import ModelConfig, ObjectiveConfig, OptimConfig
 from planet_torch.networks import Encoder, ObservationDecoder, RewardModel
 from planet_torch.objective import Loss, negative_elbo
 from planet_torch.preprocess import preprocess
 from planet_torch.rssm import RSSM, LatentState
+
+__all__ = ["ModelInputs", "TorchBatch", "Updater", "WorldModel", "autocast", "make_optimizer",
+           "update"]
 
 
 class TorchBatch(NamedTuple):
@@ -35,13 +47,17 @@ class TorchBatch(NamedTuple):
     """float32 (B, L): reward[t] came with obs[t]."""
 
 
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """bf16 autocast on the device when precision is `bf16`, otherwise nothing."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
+class ModelInputs(NamedTuple):
+    """A batch ready for `WorldModel.elbo`, the update's random draws already made."""
+
+    obs: torch.Tensor
+    """float32 (B, L, 3, 64, 64) in [-0.5, 0.5): preprocessed, dequantisation noise added."""
+    action: torch.Tensor
+    """float32 (B, L, A)."""
+    reward: torch.Tensor
+    """float32 (B, L)."""
+    state_noise: torch.Tensor
+    """float32 (B, L, state_size): standard-normal draws for the posterior samples s_t."""
 
 
 class WorldModel(nn.Module):
@@ -61,24 +77,44 @@ class WorldModel(nn.Module):
         """Where the parameters live."""
         return next(self.parameters()).device
 
-    def loss(self, batch: TorchBatch, cfg: ObjectiveConfig, precision: str = "fp32",
-             generator: torch.Generator | None = None) -> tuple[Loss, LatentState]:
-        """Negative ELBO of a batch; also returns the posterior states (B, L, ...).
-
-        Convolutions run under `precision`; the RSSM, KL and log-likelihoods run in fp32.
-        """
+    def prepare(self, batch: TorchBatch, bit_depth: int,
+                generator: torch.Generator | None = None) -> ModelInputs:
+        """Check the batch, preprocess its images and draw the posterior noise, in that order."""
         self._check_batch(batch)
-        obs = preprocess(batch.obs, cfg.bit_depth, generator)
+        obs = preprocess(batch.obs, bit_depth, generator)
+        B, L = batch.reward.shape
+        state_noise = torch.randn((B, L, self.cfg.state_size), generator=generator,
+                                  device=obs.device)
+        return ModelInputs(obs, batch.action, batch.reward, state_noise)
+
+    def elbo(self, inputs: ModelInputs, cfg: ObjectiveConfig, precision: str = "fp32"
+             ) -> tuple[Loss, LatentState]:
+        """Negative ELBO of prepared inputs, and the posterior states (B, L, ...).
+
+        Deterministic given the inputs. The convolutional encoder and decoder run under
+        `precision`; the RSSM, the reward model, the KL and the log-likelihoods in fp32.
+        """
+        obs = inputs.obs
         with autocast(obs.device, precision):
             embed = self.encoder(obs)
-        posterior, prior = self.rssm.observe(embed.float(), batch.action, generator=generator)
+        posterior, prior = self.rssm.observe(embed.float(), inputs.action,
+                                             noise=inputs.state_noise)
         feat = posterior.feat()
         with autocast(obs.device, precision):
             image_mean = self.decoder(feat)
         reward_mean = self.reward_model(feat)
-        loss = negative_elbo(image_mean.float(), obs, reward_mean, batch.reward, posterior,
-                             prior, cfg, self.rssm, batch.action)
+        loss = negative_elbo(image_mean.float(), obs, reward_mean, inputs.reward, posterior,
+                             prior, cfg, self.rssm, inputs.action)
         return loss, posterior
+
+    def loss(self, batch: TorchBatch, cfg: ObjectiveConfig, precision: str = "fp32",
+             generator: torch.Generator | None = None) -> tuple[Loss, LatentState]:
+        """Negative ELBO of a batch; also returns the posterior states (B, L, ...).
+
+        `prepare` then `elbo`: convolutions run under `precision`; the RSSM, KL and
+        log-likelihoods run in fp32.
+        """
+        return self.elbo(self.prepare(batch, cfg.bit_depth, generator), cfg, precision)
 
     def _check_batch(self, batch: TorchBatch) -> None:
         B, L = batch.obs.shape[:2]
@@ -91,17 +127,75 @@ class WorldModel(nn.Module):
 
 
 def make_optimizer(model: WorldModel, cfg: OptimConfig) -> torch.optim.Adam:
-    """Adam with the paper's learning rate and epsilon."""
-    return torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, eps=cfg.adam_eps)
+    """Adam with the paper's learning rate and epsilon.
+
+    On CUDA the fused implementation (one kernel for all parameters) does the same step.
+    """
+    fused = all(p.device.type == "cuda" for p in model.parameters())
+    return torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, eps=cfg.adam_eps,
+                            fused=fused or None)
+
+
+class Updater:
+    """One Adam step on the negative ELBO, with the forward and backward pass optionally compiled.
+
+    Per call: draw the batch's noise (`WorldModel.prepare`), zero the gradients, loss and
+    backward through `WorldModel.elbo` (compiled if asked), clip the gradient norm, Adam step.
+    Metrics come back as detached device tensors, to be read once per logging interval.
+    With `compile=True` a failure of the compiled step (also on its first call, where the
+    compiling happens) redoes that step eagerly and keeps training eagerly, with one warning.
+    """
+
+    def __init__(self, model: WorldModel, optimizer: torch.optim.Optimizer,
+                 objective: ObjectiveConfig, grad_clip: float, precision: str = "fp32",
+                 compile: bool = False) -> None:
+        check_precision(precision)
+        self.model = model
+        self.optimizer = optimizer
+        self.objective = objective
+        self.grad_clip = grad_clip
+        self.precision = precision
+        elbo = compile_or_none(model.elbo, "the world-model update") if compile else None
+        self._gradients: Fallback[[ModelInputs], dict[str, torch.Tensor]] = Fallback(
+            None if elbo is None else partial(self._loss_backward, elbo),
+            partial(self._loss_backward, model.elbo), "the compiled world-model update")
+
+    @property
+    def compiled(self) -> bool:
+        """Whether updates still run the compiled forward and backward pass."""
+        return self._gradients.active
+
+    def _loss_backward(self, elbo: Callable[..., tuple[Loss, LatentState]],
+                       inputs: ModelInputs) -> dict[str, torch.Tensor]:
+        """Fresh gradients of the loss in the parameters' .grad; returns the loss metrics."""
+        self.optimizer.zero_grad(set_to_none=True)
+        result, _ = elbo(inputs, self.objective, self.precision)
+        result.loss.backward()
+        return result.metrics
+
+    def __call__(self, batch: TorchBatch, generator: torch.Generator | None = None
+                 ) -> dict[str, torch.Tensor]:
+        """One gradient step on a batch; returns detached metrics, still on the device."""
+        inputs = self.model.prepare(batch, self.objective.bit_depth, generator)
+        metrics = self._gradients(inputs)
+        grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.optimizer.step()
+        return {**metrics, "model/grad_norm": grad_norm.detach()}
 
 
 def update(model: WorldModel, optimizer: torch.optim.Optimizer, batch: TorchBatch,
            objective: ObjectiveConfig, grad_clip: float, precision: str = "fp32",
-           generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-    """One gradient step on the negative ELBO; returns detached metrics (no host sync)."""
-    optimizer.zero_grad(set_to_none=True)
-    result, _ = model.loss(batch, objective, precision, generator)
-    result.loss.backward()
-    grad_norm = nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    optimizer.step()
-    return {**result.metrics, "model/grad_norm": grad_norm.detach()}
+           generator: torch.Generator | None = None, updater: Updater | None = None
+           ) -> dict[str, torch.Tensor]:
+    """One gradient step on the negative ELBO; returns detached metrics, still on the device.
+
+    `updater` is the `Updater` of this model and optimizer to step with, built once by a
+    training loop so that its compiled step lasts across calls; None steps eagerly.
+    """
+    if updater is None:
+        updater = Updater(model, optimizer, objective, grad_clip, precision)
+    elif (updater.model, updater.optimizer, updater.objective, updater.grad_clip,
+          updater.precision) != (model, optimizer, objective, grad_clip, precision):
+        raise ValueError("updater was built for another model, optimizer, objective, "
+                         "gradient clip or precision than the ones passed to update")
+    return updater(batch, generator)
