@@ -145,3 +145,11 @@ def test_decoder_has_no_activation_on_output():
 def test_bad_shapes_raise_with_actual_shape():
     with pytest.raises(ValueError, match=r"got \(2, 64, 64, 3\)"):
         Encoder(4)(torch.zeros(2, 64, 64, 3))
+
+
+def test_decoder_and_reward_model_check_the_feature_size():
+    decoder = ObservationDecoder(feature_size=12, depth=2)
+    reward = RewardModel(feature_size=12, layers=2, units=8)
+    for net in (decoder, reward):
+        with pytest.raises(ValueError, match=r"got \(3, 5, 11\)"):
+            net(torch.zeros(3, 5, 11))

@@ -258,7 +258,7 @@ def test_bad_action_shape_raises_with_actual_shape():
         rssm.observe(embeds, actions[..., 0])
     with pytest.raises(ValueError, match=r"\(3, 6, 2\)"):       # T differs from the embeds'
         rssm.observe(embeds, actions[:, :6])
-    with pytest.raises(ValueError, match=r"got \(3, 4\)"):      # wrong A, reported per step
+    with pytest.raises(ValueError, match=r"\(3, 7, 4\)"):   # wrong A, the whole shape reported
         rssm.observe(embeds, torch.zeros(3, 7, 4))
     with pytest.raises(ValueError, match=r"got \(3, 7\)"):
         rssm.imagine(actions[..., 0], random_state())
@@ -275,3 +275,12 @@ def test_dist_is_the_diagonal_gaussian_used_for_samples():
     reference = Independent(Normal(post.mean, post.std), 1)
     torch.testing.assert_close(dist.log_prob(post.state), reference.log_prob(post.state))
     torch.testing.assert_close(dist.entropy(), reference.entropy())
+
+
+def test_sequence_methods_report_the_whole_action_shape():
+    rssm = RSSM(ModelConfig(belief_size=8, state_size=3, hidden_size=8, depth=1), action_size=2,
+                embed_size=5)
+    with pytest.raises(ValueError, match=r"got \(4, 6, 5\) and \(4, 6, 3\)"):
+        rssm.observe(torch.zeros(4, 6, 5), torch.zeros(4, 6, 3))
+    with pytest.raises(ValueError, match=r"got \(4, 6, 3\)"):
+        rssm.imagine(torch.zeros(4, 6, 3), rssm.initial_state(4))

@@ -72,6 +72,7 @@ class ObservationDecoder(nn.Module):
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
         """feat (..., |h| + |s|) -> image mean (..., 3, 64, 64)."""
+        _check_trailing(feat, (self.dense.in_features,), "ObservationDecoder")
         lead = feat.shape[:-1]
         x = self.dense(feat.reshape(-1, feat.shape[-1]))
         # The first deconvolution sees a 1x1 input, so it is exactly a matrix product with its
@@ -99,5 +100,6 @@ class RewardModel(nn.Module):
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
         """feat (..., |h| + |s|) -> reward mean (...)."""
+        _check_trailing(feat, (self.net[0].in_features,), "RewardModel")
         return self.net(feat).squeeze(-1)
 

@@ -160,9 +160,11 @@ class RSSM(nn.Module):
         None), noise (B, T, state_size). Returns (posterior, prior), each (B, T, ...).
         Posterior samples, never prior samples, are fed forward.
         """
-        if embeds.dim() != 3 or actions.dim() != 3 or embeds.shape[:2] != actions.shape[:2]:
-            raise ValueError(f"observe expects embeds (B, T, E) and actions (B, T, A) with equal "
-                             f"B, T; got {tuple(embeds.shape)} and {tuple(actions.shape)}")
+        if (embeds.dim() != 3 or actions.dim() != 3 or embeds.shape[:2] != actions.shape[:2]
+                or actions.shape[-1] != self.action_size):
+            raise ValueError(f"observe expects embeds (B, T, E) and actions "
+                             f"(B, T, {self.action_size}) with equal B, T; got "
+                             f"{tuple(embeds.shape)} and {tuple(actions.shape)}")
         B, T = actions.shape[:2]
         if state is None:
             state = self.initial_state(B, embeds.device)
@@ -178,8 +180,9 @@ class RSSM(nn.Module):
                 noise: torch.Tensor | None = None,
                 generator: torch.Generator | None = None) -> LatentState:
         """Open-loop prior rollout from `state` under actions (B, T, A): states (B, T, ...)."""
-        if actions.dim() != 3:
-            raise ValueError(f"imagine expects actions (B, T, A), got {tuple(actions.shape)}")
+        if actions.dim() != 3 or actions.shape[-1] != self.action_size:
+            raise ValueError(f"imagine expects actions (B, T, {self.action_size}), "
+                             f"got {tuple(actions.shape)}")
         B, T = actions.shape[:2]
         eps = _noise(noise, (B, T, self.state_size), actions, generator)
         states = []
