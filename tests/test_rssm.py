@@ -262,7 +262,7 @@ def test_bad_action_shape_raises_with_actual_shape():
         rssm.observe(embeds, torch.zeros(3, 7, 4))
     with pytest.raises(ValueError, match=r"got \(3, 7\)"):
         rssm.imagine(actions[..., 0], random_state())
-    with pytest.raises(ValueError, match=r"got \(3, 1\)"):
+    with pytest.raises(ValueError, match=r"got \(3, 7, 1\)"):
         rssm.imagine(torch.zeros(3, 7, 1), random_state())
 
 
