@@ -327,10 +327,6 @@ def test_bad_bounds_raise(low, high):
         CEMPlanner(PlannerConfig(), torch.tensor(low), torch.tensor(high))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "planner.py CEMPlanner.__init__ accepts infinite bounds (only checks low < high); plan() "
-    "then starts from mu = (low + high) / 2 and sigma = (high - low) / 2, which are nan/inf, "
-    "and returns NaN actions instead of rejecting the bounds"))
 @pytest.mark.parametrize(("low", "high"), [
     pytest.param([-math.inf, -1.0], [math.inf, 1.0], id="both-infinite"),
     pytest.param([-1.0, -1.0], [math.inf, 1.0], id="high-infinite"),

@@ -63,11 +63,6 @@ def test_loss_is_deterministic_under_a_generator():
     assert torch.equal(a.loss, b.loss) and not torch.equal(a.loss, c.loss)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the d-step prior samples of latent overshooting (objective.overshooting_kl -> "
-    "rssm.img_step) do not come from the loss's generator but from the global RNG, so "
-    "WorldModel.loss(generator=...) is not reproducible when overshooting_distance > 1 "
-    "(STYLE habit 8)"))
 def test_loss_is_deterministic_under_a_generator_with_overshooting():
     model, batch = make_model(), random_batch()
     cfg = ObjectiveConfig(free_nats=0.0, overshooting_distance=3)

@@ -172,7 +172,8 @@ def bench_plan(s: BenchSettings, num_agents: int) -> Measurement:
     """One CEM planning call for N agents, each from its own (random) state."""
     generator = torch.Generator(s.device).manual_seed(0)
     model = WorldModel(s.model, s.action_size).to(s.device).eval()
-    planner = CEMPlanner(s.planner, -torch.ones(s.action_size), torch.ones(s.action_size))
+    planner = CEMPlanner(s.planner, -torch.ones(s.action_size), torch.ones(s.action_size),
+                         s.precision)
     with torch.inference_mode():
         state = model.rssm.initial_state(num_agents, s.device)
         for _ in range(3):  # a few imagined steps so the N states differ

@@ -75,12 +75,14 @@ def free_nats(kl: torch.Tensor, nats: float) -> torch.Tensor:
 
 
 def overshooting_kl(rssm: RSSM, posterior: LatentState, actions: torch.Tensor,
-                    cfg: ObjectiveConfig) -> torch.Tensor:
+                    cfg: ObjectiveConfig, noise: torch.Tensor | None = None) -> torch.Tensor:
     """Sum over d = 2..D of the mean of max(KL(sg(q(s_t)) || p(s_t | s_{t-d})), F): a scalar.
 
     posterior (B, T, ...) from `RSSM.observe`, actions (B, T, A). Starting from the posterior
     sample at every t0 < T - 1, the prior is rolled forward open-loop; after d steps it is the
     d-step prior of time t0 + d, compared with the fixed posterior there while t0 + d < T.
+    noise (D, B * (T - 1), state_size): standard-normal draws of the rollout's samples
+    (fresh ones if None).
     """
     B, T = actions.shape[:2]
     starts = torch.arange(T - 1, device=actions.device)
@@ -90,7 +92,7 @@ def overshooting_kl(rssm: RSSM, posterior: LatentState, actions: torch.Tensor,
     for d in range(1, cfg.overshooting_distance + 1):
         index = (starts + d).clamp(max=T - 1)
         step_actions = actions[:, index].reshape(B * (T - 1), -1)
-        state = rssm.img_step(state, step_actions)
+        state = rssm.img_step(state, step_actions, None if noise is None else noise[d - 1])
         if d == 1:
             continue  # the one-step prior is the standard KL term
         target = targets.map(lambda x, i=index: x[:, i].reshape(B * (T - 1), -1))
@@ -103,11 +105,13 @@ def overshooting_kl(rssm: RSSM, posterior: LatentState, actions: torch.Tensor,
 def negative_elbo(image_mean: torch.Tensor, obs: torch.Tensor, reward_mean: torch.Tensor,
                   reward: torch.Tensor, posterior: LatentState, prior: LatentState,
                   cfg: ObjectiveConfig, rssm: RSSM | None = None,
-                  actions: torch.Tensor | None = None) -> Loss:
+                  actions: torch.Tensor | None = None,
+                  overshooting_noise: torch.Tensor | None = None) -> Loss:
     """The loss of paper equation 3 (with free nats), or equation 7 when D > 1.
 
     image_mean, obs (B, T, 3, 64, 64); reward_mean, reward (B, T); posterior and prior (B, T,
-    ...) from `RSSM.observe`. Latent overshooting (D > 1) also needs the rssm and actions.
+    ...) from `RSSM.observe`. Latent overshooting (D > 1) also needs the rssm and actions,
+    and takes its rollout's draws from `overshooting_noise` (see `overshooting_kl`).
 
         loss = mean_{b,t}[ -ln p(o) - reward_scale ln p(r) ]
                + (1/D) (mean_{b,t} max(KL_1, F) + beta sum_{d=2..D} mean_{b,t} max(KL_d, F))
@@ -121,7 +125,7 @@ def negative_elbo(image_mean: torch.Tensor, obs: torch.Tensor, reward_mean: torc
         if rssm is None or actions is None:
             raise ValueError("latent overshooting (overshooting_distance > 1) needs rssm and "
                              "actions")
-        overshoot = overshooting_kl(rssm, posterior, actions, cfg)
+        overshoot = overshooting_kl(rssm, posterior, actions, cfg, overshooting_noise)
         kl_term = (kl_term + cfg.overshooting_kl_scale * overshoot) / distance
     loss = -image_ll - cfg.reward_scale * reward_ll + kl_term
     metrics = {

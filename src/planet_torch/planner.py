@@ -125,8 +125,10 @@ class CEMPlanner:
                  cuda_graphs: bool = True) -> None:
         low = torch.as_tensor(action_low, dtype=torch.float32)
         high = torch.as_tensor(action_high, dtype=torch.float32)
-        if low.dim() != 1 or low.shape != high.shape or not torch.all(low < high):
-            raise ValueError(f"action bounds must be 1-D with low < high, got {low} and {high}")
+        if (low.dim() != 1 or low.shape != high.shape or not torch.all(low < high)
+                or not torch.all(torch.isfinite(low) & torch.isfinite(high))):
+            raise ValueError(f"action bounds must be finite, 1-D, with low < high; got {low} "
+                             f"and {high} (CEM starts from their centre and half-width)")
         check_precision(precision)
         self.cfg = cfg
         self.low, self.high = low, high

@@ -57,7 +57,10 @@ class LatentState(NamedTuple):
 
     def dist(self) -> Independent:
         """The diagonal Gaussian over s_t, its event the state_size dimensions."""
-        return Independent(Normal(self.mean, self.std), 1)
+        # std = softplus + min_std is positive by construction; validating it would read a
+        # tensor on the host (a device sync) every time.
+        return Independent(Normal(self.mean, self.std, validate_args=False), 1,
+                           validate_args=False)
 
     @staticmethod
     def stack(states: list[LatentState], dim: int = 1) -> LatentState:

@@ -122,7 +122,8 @@ def play(run: TrainedRun, seeds: Sequence[int], on_step: StepHook | None = None,
     envs = [make_env(cfg.task, action_repeat=cfg.env.action_repeat,
                      episode_steps=cfg.env.episode_steps) for _ in seeds]
     space = envs[0].action_space
-    planner = CEMPlanner(cfg.planner, torch.as_tensor(space.low), torch.as_tensor(space.high))
+    planner = CEMPlanner(cfg.planner, torch.as_tensor(space.low), torch.as_tensor(space.high),
+                         cfg.precision, cfg.compile)
     generator = torch.Generator(run.model.device).manual_seed(int(seeds[0]))
     agent = Agent(run.model, planner, cfg.objective.bit_depth, generator)
     agent.reset(len(envs))

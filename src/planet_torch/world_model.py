@@ -58,6 +58,8 @@ class ModelInputs(NamedTuple):
     """float32 (B, L)."""
     state_noise: torch.Tensor
     """float32 (B, L, state_size): standard-normal draws for the posterior samples s_t."""
+    overshooting_noise: torch.Tensor | None = None
+    """float32 (D, B * (L - 1), state_size): draws of the latent overshooting rollout, if D > 1."""
 
 
 class WorldModel(nn.Module):
@@ -78,14 +80,20 @@ class WorldModel(nn.Module):
         return next(self.parameters()).device
 
     def prepare(self, batch: TorchBatch, bit_depth: int,
-                generator: torch.Generator | None = None) -> ModelInputs:
-        """Check the batch, preprocess its images and draw the posterior noise, in that order."""
+                generator: torch.Generator | None = None,
+                overshooting_distance: int = 1) -> ModelInputs:
+        """Check the batch, preprocess its images and draw the posterior noise, then (for
+        latent overshooting, D > 1) the overshooting rollout's noise, in that order."""
         self._check_batch(batch)
         obs = preprocess(batch.obs, bit_depth, generator)
         B, L = batch.reward.shape
-        state_noise = torch.randn((B, L, self.cfg.state_size), generator=generator,
-                                  device=obs.device)
-        return ModelInputs(obs, batch.action, batch.reward, state_noise)
+        S = self.cfg.state_size
+        state_noise = torch.randn((B, L, S), generator=generator, device=obs.device)
+        overshooting_noise = None
+        if overshooting_distance > 1:
+            overshooting_noise = torch.randn((overshooting_distance, B * (L - 1), S),
+                                             generator=generator, device=obs.device)
+        return ModelInputs(obs, batch.action, batch.reward, state_noise, overshooting_noise)
 
     def elbo(self, inputs: ModelInputs, cfg: ObjectiveConfig, precision: str = "fp32"
              ) -> tuple[Loss, LatentState]:
@@ -104,7 +112,7 @@ class WorldModel(nn.Module):
             image_mean = self.decoder(feat)
         reward_mean = self.reward_model(feat)
         loss = negative_elbo(image_mean.float(), obs, reward_mean, inputs.reward, posterior,
-                             prior, cfg, self.rssm, inputs.action)
+                             prior, cfg, self.rssm, inputs.action, inputs.overshooting_noise)
         return loss, posterior
 
     def loss(self, batch: TorchBatch, cfg: ObjectiveConfig, precision: str = "fp32",
@@ -114,7 +122,8 @@ class WorldModel(nn.Module):
         `prepare` then `elbo`: convolutions run under `precision`; the RSSM, KL and
         log-likelihoods run in fp32.
         """
-        return self.elbo(self.prepare(batch, cfg.bit_depth, generator), cfg, precision)
+        inputs = self.prepare(batch, cfg.bit_depth, generator, cfg.overshooting_distance)
+        return self.elbo(inputs, cfg, precision)
 
     def _check_batch(self, batch: TorchBatch) -> None:
         B, L = batch.obs.shape[:2]
@@ -176,7 +185,8 @@ class Updater:
     def __call__(self, batch: TorchBatch, generator: torch.Generator | None = None
                  ) -> dict[str, torch.Tensor]:
         """One gradient step on a batch; returns detached metrics, still on the device."""
-        inputs = self.model.prepare(batch, self.objective.bit_depth, generator)
+        inputs = self.model.prepare(batch, self.objective.bit_depth, generator,
+                                    self.objective.overshooting_distance)
         metrics = self._gradients(inputs)
         grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
         self.optimizer.step()
