@@ -219,9 +219,10 @@ class RepeatPairing(nn.Module):
         self.rssm = Rssm()
 
 
-def test_batched_planning_equals_planning_each_agent_alone():
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_batched_planning_equals_planning_each_agent_alone(precision):
     model = small_world_model()
-    planner = CEMPlanner(SMALL_PLAN, -torch.ones(3), torch.ones(3))
+    planner = CEMPlanner(SMALL_PLAN, -torch.ones(3), torch.ones(3), precision=precision)
     N = 3
     state = distinct_states(model, N)
     noise = explicit_noise(planner, N, SMALL_MODEL.state_size)
