@@ -190,3 +190,10 @@ def test_actions_stay_in_bounds_with_exploration(low, high):
     assert np.all(actions >= np.float32(low)) and np.all(actions <= np.float32(high))
     # large noise drove some actions onto both bounds exactly
     assert np.any(actions == np.float32(low)) and np.any(actions == np.float32(high))
+
+
+def test_negative_exploration_noise_is_refused():
+    agent = make_agent()
+    agent.reset(1)
+    with pytest.raises(ValueError, match="exploration_noise"):
+        agent.act(np.zeros((1, 64, 64, 3), np.uint8), exploration_noise=-0.1)

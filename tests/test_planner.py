@@ -355,3 +355,10 @@ def test_noise_of_wrong_shape_raises(which, wrong):
     bad = torch.cat([bad, bad.narrow(axis, 0, 1)], dim=axis)
     with pytest.raises(ValueError, match="noise must have shapes"):
         planner.plan(model, state, noise._replace(**{which: bad}))
+
+
+@pytest.mark.parametrize("changes", [{"elites": 20, "candidates": 10}, {"elites": 0},
+                                     {"horizon": 0}, {"iterations": 0}])
+def test_impossible_planner_settings_raise(changes):
+    with pytest.raises(ValueError, match="elites <= candidates"):
+        CEMPlanner(PlannerConfig(**changes), torch.tensor([-1.0]), torch.tensor([1.0]))

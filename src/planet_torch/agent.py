@@ -57,6 +57,8 @@ class Agent:
     @torch.inference_mode()
     def act(self, obs: np.ndarray, exploration_noise: float = 0.0) -> np.ndarray:
         """Actions (N, A) float32 for observations (N, 64, 64, 3): plan, add noise, clip."""
+        if exploration_noise < 0:
+            raise ValueError(f"exploration_noise must be >= 0, got {exploration_noise}")
         state = self.observe(obs)
         action = self.planner.plan(self.model, state, generator=self.generator)
         if exploration_noise > 0:
