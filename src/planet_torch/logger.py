@@ -1,6 +1,6 @@
 """Metrics to TensorBoard and to a plain JSON-lines file that every tool can read.
 
-Scalars are namespaced (`train/`, `test/`, `model/`, `planner/`, `time/`) and logged against
+Scalars are namespaced (`train/`, `test/`, `model/`, `time/`) and logged against
 environment steps (agent steps times the action repeat). Each line of `metrics.jsonl` is
 `{"env_steps": ..., "name": value, ...}`; `planet plot` reads it.
 """
