@@ -239,7 +239,7 @@ def test_planning_reads_no_tensor_value_on_the_host():
 
 
 def forward_backward(updater: Updater, batch: TorchBatch) -> None:
-    inputs = updater.model.prepare(batch, DEBUG.objective.bit_depth)
+    inputs = updater.model.prepare(batch, DEBUG.objective)
     result, _ = updater.model.elbo(inputs, DEBUG.objective)
     result.loss.backward()
 
@@ -338,9 +338,8 @@ def test_cuda_update_matches_cpu(monkeypatch, compile):
     cpu_batch = random_batch()
     cuda_batch = TorchBatch(*(x.cuda() for x in cpu_batch))
     # Same draws on both devices: draw on the CPU, hand the CUDA updater the same inputs.
-    inputs = cpu_model.prepare(cpu_batch, DEBUG.objective.bit_depth,
-                               torch.Generator().manual_seed(2))
-    cuda_inputs = type(inputs)(*(x.cuda() for x in inputs))
+    inputs = cpu_model.prepare(cpu_batch, DEBUG.objective, torch.Generator().manual_seed(2))
+    cuda_inputs = type(inputs)(*(None if x is None else x.cuda() for x in inputs))
     cpu_metrics = make_updater(cpu_model)._gradients(inputs)
     cuda_metrics = cuda._gradients(cuda_inputs)
     for key, value in cpu_metrics.items():

@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from planet_torch import checkpoint, train
+from planet_torch import checkpoint
 from planet_torch import config as config_lib
 from planet_torch.cli import main
 from planet_torch.logger import read_metrics
 from planet_torch.replay import episode_files
 from planet_torch.train import Trainer, TrainingDiverged, new_run_dir
+from planet_torch.world_model import Updater
 
 
 def _only_run(logdir: Path) -> Path:
@@ -103,17 +104,17 @@ def test_sigint_writes_a_checkpoint_and_resume_continues(tmp_path):
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     cfg = _debug(**{"train.episodes": 6})
     run = new_run_dir(tmp_path, cfg.task, cfg.seed)
-    real_update = train.update
+    real_update = Updater.__call__
     calls = []
 
-    def poisoned(*args, **kwargs):
+    def poisoned(self, *args, **kwargs):
         calls.append(1)
-        metrics = real_update(*args, **kwargs)
+        metrics = real_update(self, *args, **kwargs)
         if len(calls) > 2:  # the second interval's updates go bad
             metrics["model/loss"] = torch.tensor(float("nan"))
         return metrics
 
-    monkeypatch.setattr(train, "update", poisoned)
+    monkeypatch.setattr(Updater, "__call__", poisoned)
     with pytest.raises(TrainingDiverged, match="not finite"):
         Trainer(cfg, run).run()
     assert checkpoint.load(run)["counters"]["updates"] == 2  # the last good one

@@ -30,11 +30,12 @@ import random
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -48,12 +49,12 @@ from planet_torch.acceleration import configure_backends
 from planet_torch.agent import Agent
 from planet_torch.config import Config
 from planet_torch.envs import make_env
-from planet_torch.evaluate import Interrupted, episode_return, random_policy, run_episodes
+from planet_torch.evaluate import Interrupted, Policy, episode_return, random_policy, run_episodes
 from planet_torch.logger import Logger
 from planet_torch.planner import CEMPlanner
 from planet_torch.predict import open_loop
 from planet_torch.replay import Batch, Episode, Replay, episode_files, parse_episode_name
-from planet_torch.world_model import TorchBatch, Updater, WorldModel, make_optimizer, update
+from planet_torch.world_model import TorchBatch, Updater, WorldModel, make_optimizer
 
 CONFIG_NAME = "config.yaml"
 EPISODES_DIR = "episodes"
@@ -295,9 +296,7 @@ class Trainer:
             for batch in batches:
                 if stop[0]:
                     raise Interrupted
-                history.append(update(self.model, self.optimizer, batch, self.cfg.objective,
-                                      self.cfg.optim.grad_clip, self.cfg.precision,
-                                      self.generator, self.updater))
+                history.append(self.updater(batch, self.generator))
                 self.counters.updates += 1
         finally:
             batches.close()  # waits for a batch still being sampled
@@ -320,12 +319,13 @@ class Trainer:
         self.agent.reset(len(self.test_envs))
         episodes = run_episodes(self.test_envs, self.agent.act, seeds)
         returns = [episode_return(e) for e in episodes]
+        mean = float(np.mean(returns))
         self.counters.test_phases += 1
         self.logger.scalars(self.counters.env_steps, {
-            "test/return": float(np.mean(returns)), "test/return_std": float(np.std(returns))})
+            "test/return": mean, "test/return_std": float(np.std(returns))})
         if cfg.train.video_every and self.counters.test_phases % cfg.train.video_every == 0:
             self._log_prediction_video(episodes[0])
-        return float(np.mean(returns))
+        return mean
 
     def _log_prediction_video(self, episode: Episode) -> None:
         """Open-loop prediction on a test episode: 5 context frames, then up to 45 predicted."""
@@ -337,6 +337,13 @@ class Trainer:
         self.logger.video(self.counters.env_steps, "test/open_loop_prediction",
                           prediction.grid())
 
+    def _play(self, policy: Policy, should_stop: Callable[[], bool]) -> float:
+        """One training episode from the run's next episode seed, stored; returns its return."""
+        started = time.time()
+        seed = self.cfg.seed * 10_000 + self.counters.episodes
+        episode = run_episodes([self.env], policy, [seed], should_stop)[0]
+        return self._collect(episode, started)
+
     def run(self) -> Counters:
         """Train until the budget is spent or a stop is requested; returns the counters."""
         t = self.cfg.train
@@ -347,23 +354,14 @@ class Trainer:
                 def stopping() -> bool:
                     return stop[0]
                 while self.counters.episodes < t.seed_episodes and self._budget_left():
-                    started = time.time()
-                    seed = self.cfg.seed * 10_000 + self.counters.episodes
-                    episode = run_episodes([self.env], random_policy([self.env]), [seed],
-                                           stopping)[0]
-                    bar.set_postfix(train_return=f"{self._collect(episode, started):.1f}")
+                    ret = self._play(random_policy([self.env]), stopping)
+                    bar.set_postfix(train_return=f"{ret:.1f}")
                     bar.update()
+                explore = partial(self.agent.act, exploration_noise=t.exploration_noise)
                 while self._budget_left():
                     self._train_interval(stop)
-                    started = time.time()
                     self.agent.reset(1)
-                    noise = t.exploration_noise
-
-                    def explore(obs: np.ndarray, noise: float = noise) -> np.ndarray:
-                        return self.agent.act(obs, noise)
-                    seed = self.cfg.seed * 10_000 + self.counters.episodes
-                    episode = run_episodes([self.env], explore, [seed], stopping)[0]
-                    postfix = {"train_return": f"{self._collect(episode, started):.1f}"}
+                    postfix = {"train_return": f"{self._play(explore, stopping):.1f}"}
                     if t.test_every and self.counters.episodes % t.test_every == 0:
                         postfix["test_return"] = f"{self._test():.1f}"
                     bar.set_postfix(postfix)

@@ -8,12 +8,11 @@ Data flow of an update on a (B, L) batch of chunks:
       --ObservationDecoder / RewardModel, one call each--> image and reward means
       --negative_elbo--> loss --backward, clip at 1000, Adam-->
 
-The random draws of an update (dequantisation noise, posterior samples) are made first, in
-`WorldModel.prepare`; everything after them, `WorldModel.elbo`, is a deterministic function
-of its inputs (with the paper's overshooting distance D = 1). So `Updater` can hand `elbo` to
-torch.compile and get, from the same draws, the same update as the eager code up to float
-rounding. No step reads a tensor's value on the host, except torch's default argument check
-of the `Normal` distributions behind the entropy metrics in eager mode (tests name it).
+The random draws of an update (dequantisation noise, posterior samples, latent overshooting
+samples) are made first, in `WorldModel.prepare`; everything after them, `WorldModel.elbo`,
+is a deterministic function of its inputs. So `Updater` can hand `elbo` to torch.compile and
+get, from the same draws, the same update as the eager code up to float rounding. No step
+reads a tensor's value on the host (tests/test_acceleration.py checks it).
 """
 
 from __future__ import annotations
@@ -79,19 +78,18 @@ class WorldModel(nn.Module):
         """Where the parameters live."""
         return next(self.parameters()).device
 
-    def prepare(self, batch: TorchBatch, bit_depth: int,
-                generator: torch.Generator | None = None,
-                overshooting_distance: int = 1) -> ModelInputs:
+    def prepare(self, batch: TorchBatch, cfg: ObjectiveConfig,
+                generator: torch.Generator | None = None) -> ModelInputs:
         """Check the batch, preprocess its images and draw the posterior noise, then (for
         latent overshooting, D > 1) the overshooting rollout's noise, in that order."""
         self._check_batch(batch)
-        obs = preprocess(batch.obs, bit_depth, generator)
+        obs = preprocess(batch.obs, cfg.bit_depth, generator)
         B, L = batch.reward.shape
         S = self.cfg.state_size
         state_noise = torch.randn((B, L, S), generator=generator, device=obs.device)
         overshooting_noise = None
-        if overshooting_distance > 1:
-            overshooting_noise = torch.randn((overshooting_distance, B * (L - 1), S),
+        if cfg.overshooting_distance > 1:
+            overshooting_noise = torch.randn((cfg.overshooting_distance, B * (L - 1), S),
                                              generator=generator, device=obs.device)
         return ModelInputs(obs, batch.action, batch.reward, state_noise, overshooting_noise)
 
@@ -122,8 +120,7 @@ class WorldModel(nn.Module):
         `prepare` then `elbo`: convolutions run under `precision`; the RSSM, KL and
         log-likelihoods run in fp32.
         """
-        inputs = self.prepare(batch, cfg.bit_depth, generator, cfg.overshooting_distance)
-        return self.elbo(inputs, cfg, precision)
+        return self.elbo(self.prepare(batch, cfg, generator), cfg, precision)
 
     def _check_batch(self, batch: TorchBatch) -> None:
         B, L = batch.obs.shape[:2]
@@ -185,8 +182,7 @@ class Updater:
     def __call__(self, batch: TorchBatch, generator: torch.Generator | None = None
                  ) -> dict[str, torch.Tensor]:
         """One gradient step on a batch; returns detached metrics, still on the device."""
-        inputs = self.model.prepare(batch, self.objective.bit_depth, generator,
-                                    self.objective.overshooting_distance)
+        inputs = self.model.prepare(batch, self.objective, generator)
         metrics = self._gradients(inputs)
         grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
         self.optimizer.step()
@@ -195,17 +191,9 @@ class Updater:
 
 def update(model: WorldModel, optimizer: torch.optim.Optimizer, batch: TorchBatch,
            objective: ObjectiveConfig, grad_clip: float, precision: str = "fp32",
-           generator: torch.Generator | None = None, updater: Updater | None = None
-           ) -> dict[str, torch.Tensor]:
-    """One gradient step on the negative ELBO; returns detached metrics, still on the device.
+           generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """One eager gradient step on the negative ELBO; returns detached metrics on the device.
 
-    `updater` is the `Updater` of this model and optimizer to step with, built once by a
-    training loop so that its compiled step lasts across calls; None steps eagerly.
+    A training loop builds one `Updater` and keeps it, so that a compiled step lasts.
     """
-    if updater is None:
-        updater = Updater(model, optimizer, objective, grad_clip, precision)
-    elif (updater.model, updater.optimizer, updater.objective, updater.grad_clip,
-          updater.precision) != (model, optimizer, objective, grad_clip, precision):
-        raise ValueError("updater was built for another model, optimizer, objective, "
-                         "gradient clip or precision than the ones passed to update")
-    return updater(batch, generator)
+    return Updater(model, optimizer, objective, grad_clip, precision)(batch, generator)
