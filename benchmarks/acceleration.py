@@ -41,21 +41,15 @@ import torch
 
 from planet_torch import config as config_lib
 from planet_torch.acceleration import configure_backends
+from planet_torch.bench import planning_states, random_batch, synchronize
 from planet_torch.config import Config
 from planet_torch.logger import read_metrics
 from planet_torch.planner import CEMPlanner
-from planet_torch.rssm import LatentState
 from planet_torch.train import Trainer, new_run_dir
-from planet_torch.world_model import TorchBatch, Updater, WorldModel, make_optimizer
+from planet_torch.world_model import Updater, WorldModel, make_optimizer
 
 ACTION_SIZE = 6
 """A of the timed model (cheetah-run and walker-walk have 6 action dimensions)."""
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait for queued device work, so that a clock reading covers it."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def timed(fn: Callable[[], Any], device: torch.device) -> tuple[float, Any]:
@@ -90,11 +84,7 @@ def bench_update(args: argparse.Namespace, cfg: Config, device: torch.device
                  ) -> list[dict[str, Any]]:
     """Time `Updater` calls at (B, L) for every precision and compile setting."""
     B, L = cfg.train.batch_size, cfg.train.chunk_length
-    g = torch.Generator().manual_seed(0)
-    batch = TorchBatch(torch.randint(0, 256, (B, L, 64, 64, 3), dtype=torch.uint8, generator=g),
-                       torch.rand(B, L, ACTION_SIZE, generator=g) * 2 - 1,
-                       torch.rand(B, L, generator=g))
-    batch = TorchBatch(*(x.to(device) for x in batch))
+    batch = random_batch(B, L, ACTION_SIZE, device, torch.Generator().manual_seed(0))
     rows, reference = [], None
     for precision, compile_, _ in variants(device, args.precisions, args.compiles, False):
         torch.manual_seed(0)
@@ -114,18 +104,6 @@ def bench_update(args: argparse.Namespace, cfg: Config, device: torch.device
     return rows
 
 
-def planning_states(model: WorldModel, num_agents: int, device: torch.device) -> LatentState:
-    """N distinct states: a few imagined steps under random actions from the zero state."""
-    g = torch.Generator().manual_seed(1)
-    state = model.rssm.initial_state(num_agents, device)
-    with torch.inference_mode():
-        for _ in range(3):
-            action = (torch.rand(num_agents, ACTION_SIZE, generator=g) * 2 - 1).to(device)
-            state = model.rssm.img_step(state, action, torch.randn(
-                num_agents, model.cfg.state_size, generator=g).to(device))
-    return state
-
-
 def bench_plan(args: argparse.Namespace, cfg: Config, device: torch.device
                ) -> list[dict[str, Any]]:
     """Time `CEMPlanner.plan` for each N, precision, compile and graph setting."""
@@ -135,7 +113,7 @@ def bench_plan(args: argparse.Namespace, cfg: Config, device: torch.device
     c = cfg.planner
     rows = []
     for agents in args.agents:
-        state = planning_states(model, agents, device)
+        state = planning_states(model, agents, torch.Generator().manual_seed(1))
         probe = CEMPlanner(c, *bounds)
         noise = probe.draw_noise(agents, cfg.model.state_size, device,
                                  torch.Generator(device).manual_seed(2))

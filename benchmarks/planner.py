@@ -26,28 +26,11 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+from planet_torch.bench import planning_states, synchronize
 from planet_torch.config import ModelConfig, PlannerConfig
 from planet_torch.planner import CEMPlanner
 from planet_torch.rssm import LatentState
 from planet_torch.world_model import WorldModel
-
-
-def agent_states(model: WorldModel, num_agents: int, generator: torch.Generator) -> LatentState:
-    """N distinct states: a few imagined steps under random actions from the zero state."""
-    rssm = model.rssm
-    device = model.device
-    state = rssm.initial_state(num_agents, device)
-    with torch.inference_mode():
-        for _ in range(5):
-            action = torch.rand(num_agents, model.action_size, generator=generator) * 2 - 1
-            state = rssm.img_step(state, action.to(device))
-    return state
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait for queued GPU work so that wall-clock times are the work's."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def main() -> None:
@@ -86,7 +69,7 @@ def main() -> None:
 
     lines = []
     for num_agents in args.agents:
-        state = agent_states(model, num_agents, torch.Generator().manual_seed(args.seed))
+        state = planning_states(model, num_agents, torch.Generator().manual_seed(args.seed))
 
         def call(state: LatentState = state) -> torch.Tensor:
             action = planner.plan(model, state, generator=generator)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -31,31 +30,11 @@ from pathlib import Path
 
 import torch
 
+from planet_torch.bench import peak_memory_mib, random_batch, synchronize
 from planet_torch.config import ModelConfig, ObjectiveConfig, OptimConfig
-from planet_torch.world_model import TorchBatch, WorldModel, make_optimizer, update
+from planet_torch.world_model import WorldModel, make_optimizer, update
 
 PRECISIONS = ("fp32", "bf16")
-
-
-def random_batch(batch: int, length: int, action_size: int, device: torch.device,
-                 generator: torch.Generator) -> TorchBatch:
-    """uint8 frames (B, L, 64, 64, 3), actions in [-1, 1] (B, L, A), rewards (B, L)."""
-    obs = torch.randint(0, 256, (batch, length, 64, 64, 3), dtype=torch.uint8,
-                        generator=generator)
-    action = torch.rand(batch, length, action_size, generator=generator) * 2 - 1
-    reward = torch.rand(batch, length, generator=generator)
-    return TorchBatch(obs.to(device), action.to(device), reward.to(device))
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def peak_memory_mib(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # KiB on Linux
 
 
 def run(args: argparse.Namespace) -> str:

@@ -42,6 +42,7 @@ from planet_torch.config import (
 from planet_torch.envs import make_env
 from planet_torch.planner import CEMPlanner
 from planet_torch.replay import Episode, Replay
+from planet_torch.rssm import LatentState
 from planet_torch.world_model import TorchBatch, WorldModel, make_optimizer, update
 
 MIB = 2**20
@@ -118,12 +119,14 @@ class Measurement:
                 "max_s": max(self.seconds), "rate": rate}
 
 
-def _synchronize(device: torch.device) -> None:
+def synchronize(device: torch.device) -> None:
+    """Wait for queued device work, so that a clock reading covers it."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def _peak_memory_mib(device: torch.device) -> float:
+def peak_memory_mib(device: torch.device) -> float:
+    """Peak memory of this process: allocated GPU memory on CUDA, else resident set size."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / MIB
     # ru_maxrss is in KiB on Linux and in bytes on macOS.
@@ -142,12 +145,37 @@ def measure(name: str, size: str, fn: Callable[[], Any], repeats: int, warmup: i
         fn()
     seconds = []
     for _ in range(repeats):
-        _synchronize(device)
+        synchronize(device)
         start = time.perf_counter()
         fn()
-        _synchronize(device)
+        synchronize(device)
         seconds.append(time.perf_counter() - start)
-    return Measurement(name, size, seconds, _peak_memory_mib(device), work, unit)
+    return Measurement(name, size, seconds, peak_memory_mib(device), work, unit)
+
+
+def random_batch(batch_size: int, length: int, action_size: int, device: torch.device,
+                 generator: torch.Generator) -> TorchBatch:
+    """uint8 frames (B, L, 64, 64, 3), actions in [-1, 1] (B, L, A), rewards (B, L), drawn
+    on the CPU from `generator` (a CPU generator) and moved to the device."""
+    shape = (batch_size, length)
+    obs = torch.randint(0, 256, (*shape, 64, 64, 3), dtype=torch.uint8, generator=generator)
+    action = torch.rand((*shape, action_size), generator=generator) * 2 - 1
+    reward = torch.rand(shape, generator=generator)
+    return TorchBatch(obs.to(device), action.to(device), reward.to(device))
+
+
+def planning_states(model: WorldModel, num_agents: int, generator: torch.Generator
+                    ) -> LatentState:
+    """N distinct states: three imagined steps from the zero state under random actions,
+    drawn on the CPU from `generator` (a CPU generator)."""
+    device = model.device
+    state = model.rssm.initial_state(num_agents, device)
+    with torch.inference_mode():
+        for _ in range(3):
+            action = torch.rand(num_agents, model.action_size, generator=generator) * 2 - 1
+            noise = torch.randn(num_agents, model.cfg.state_size, generator=generator)
+            state = model.rssm.img_step(state, action.to(device), noise.to(device))
+    return state
 
 
 def bench_update(s: BenchSettings, batch_size: int, length: int) -> Measurement:
@@ -156,12 +184,8 @@ def bench_update(s: BenchSettings, batch_size: int, length: int) -> Measurement:
     model = WorldModel(s.model, s.action_size).to(s.device)
     optim = OptimConfig()
     optimizer = make_optimizer(model, optim)
-    shape = (batch_size, length)
-    batch = TorchBatch(
-        torch.randint(0, 256, (*shape, 64, 64, 3), dtype=torch.uint8, device=s.device,
-                      generator=generator),
-        torch.rand((*shape, s.action_size), device=s.device, generator=generator) * 2 - 1,
-        torch.rand(shape, device=s.device, generator=generator))
+    batch = random_batch(batch_size, length, s.action_size, s.device,
+                         torch.Generator().manual_seed(0))
     return measure("update", f"B={batch_size} L={length} {s.precision}",
                    lambda: update(model, optimizer, batch, ObjectiveConfig(), optim.grad_clip,
                                   s.precision, generator),
@@ -174,12 +198,7 @@ def bench_plan(s: BenchSettings, num_agents: int) -> Measurement:
     model = WorldModel(s.model, s.action_size).to(s.device).eval()
     planner = CEMPlanner(s.planner, -torch.ones(s.action_size), torch.ones(s.action_size),
                          s.precision)
-    with torch.inference_mode():
-        state = model.rssm.initial_state(num_agents, s.device)
-        for _ in range(3):  # a few imagined steps so the N states differ
-            action = torch.rand((num_agents, s.action_size), device=s.device,
-                                generator=generator) * 2 - 1
-            state = model.rssm.img_step(state, action, generator=generator)
+    state = planning_states(model, num_agents, torch.Generator().manual_seed(0))
     c = s.planner
     return measure("plan", f"N={num_agents} J={c.candidates} H={c.horizon} I={c.iterations}",
                    lambda: planner.plan(model, state, generator=generator),
