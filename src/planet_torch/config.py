@@ -4,7 +4,7 @@ Defaults are the paper's values (Hafner et al., 2019, appendix A); the `debug` p
 shrinks everything for smoke tests. A run saves its resolved config as YAML and a resumed
 run rebuilds from that file, so what a run did is always on disk beside its results.
 
-Each part of the agent receives only its own section (`make_env(cfg.env)`,
+Each part of the agent receives only its own section (`make_env(cfg.task, **asdict(cfg.env))`,
 `WorldModel(cfg.model, action_size)`, `CEMPlanner(cfg.planner, ...)`), never the whole.
 """
 

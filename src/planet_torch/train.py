@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -204,8 +204,7 @@ class Trainer:
         configure_backends(self.device)
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
-        env_kwargs = {"action_repeat": cfg.env.action_repeat,
-                      "episode_steps": cfg.env.episode_steps}
+        env_kwargs = asdict(cfg.env)
         self.env = make_env(cfg.task, seed=cfg.seed, **env_kwargs)
         self.test_envs = [make_env(cfg.task, **env_kwargs)
                           for _ in range(cfg.train.test_episodes if cfg.train.test_every else 0)]

@@ -11,7 +11,7 @@ agents are planned for in one batched CEM call per step, with no exploration noi
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -119,8 +119,7 @@ def play(run: TrainedRun, seeds: Sequence[int], on_step: StepHook | None = None,
     if not seeds:
         raise ValueError("need at least one seed (one episode)")
     cfg = run.cfg
-    envs = [make_env(cfg.task, action_repeat=cfg.env.action_repeat,
-                     episode_steps=cfg.env.episode_steps) for _ in seeds]
+    envs = [make_env(cfg.task, **asdict(cfg.env)) for _ in seeds]
     space = envs[0].action_space
     planner = CEMPlanner(cfg.planner, torch.as_tensor(space.low), torch.as_tensor(space.high),
                          cfg.precision, cfg.compile)
