@@ -64,7 +64,7 @@ class Agent:
         if exploration_noise > 0:
             noise = torch.randn(action.shape, generator=self.generator, device=action.device)
             action = action + exploration_noise * noise
-        low, high = self.planner.low.to(action.device), self.planner.high.to(action.device)
+        low, high = self.planner.bounds_on(action.device)
         action = torch.clamp(action, low, high)
         self.prev_action = action
         return action.cpu().numpy().astype(np.float32)

@@ -184,7 +184,7 @@ class CEMPlanner:
             return self._graphed(model, state, noise)
         return self.cem(model, state, noise)
 
-    def _bounds_on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    def bounds_on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """low and high (A,) on the device, copied there once (a graph cannot copy them)."""
         if device not in self._bounds:
             self._bounds[device] = (self.low.to(device), self.high.to(device))
@@ -195,7 +195,7 @@ class CEMPlanner:
         c = self.cfg
         N = state.belief.shape[0]
         J, K, H, A = c.candidates, c.elites, c.horizon, self.action_size
-        low, high = self._bounds_on(state.belief.device)
+        low, high = self.bounds_on(state.belief.device)
         # (N * J, ...), agent-major: sequence r starts from agent r // J's state.
         start = state.map(lambda x: x[:, None].expand(N, J, *x.shape[1:]).flatten(0, 1))
         mean = ((low + high) / 2).expand(N, 1, H, A)
