@@ -16,6 +16,7 @@ import torch
 
 from planet_torch import acceleration, checkpoint
 from planet_torch import config as config_lib
+from planet_torch import planner as planner_lib
 from planet_torch.acceleration import Fallback
 from planet_torch.cli import main
 from planet_torch.planner import CEMNoise, CEMPlanner
@@ -284,6 +285,57 @@ def test_batch_loader_gives_the_batches_of_sampling_in_turn(device):
     reference.sample(4, 6)  # the batch that was in flight
     assert_batches_equal(to_device(loader.replay.sample(4, 6), torch.device("cpu")),
                          to_device(reference.sample(4, 6), torch.device("cpu")))
+
+
+def cpu_graph_capture(captures: list[torch.device]):
+    """A CPU stand-in for `capture_cuda_graph` with a graph's semantics: replay reruns fn on
+    the tensors it read at capture time and rewrites the same output tensor in place."""
+    def capture(fn, device):
+        captures.append(device)
+        output = fn()
+        return lambda: output.copy_(fn()), output
+    return capture
+
+
+@torch.inference_mode()
+def test_graph_planner_bookkeeping_with_a_cpu_stand_in_for_capture(monkeypatch):
+    """The CUDA-graph wrapper's own logic, runnable without a GPU: every call's state and
+    noise reach the static buffers, actions are copied out of the graph's output, and a new
+    capture happens for a new N, another model or moved parameters, and only then."""
+    captures: list[torch.device] = []
+    monkeypatch.setattr(planner_lib, "capture_cuda_graph", cpu_graph_capture(captures))
+    model, eager, state, noise = planning_setup(2)
+    graphed = CEMPlanner(DEBUG.planner, -torch.ones(A), torch.ones(A), cuda_graphs=True)
+
+    def check(m: WorldModel, s: LatentState, n: CEMNoise) -> torch.Tensor:
+        action = graphed._graph_call(m, s, n)
+        torch.testing.assert_close(action, eager.cem(m, s, n), atol=0, rtol=0)
+        return action
+
+    first = check(model, state, noise)
+    kept = first.clone()
+    second = check(model, state.map(lambda x: x.flip(0) + 0.5),
+                   CEMNoise(*(x.flip(1) for x in noise)))
+    assert not torch.equal(second, kept)
+    assert torch.equal(first, kept), "a returned action must not alias the graph's output"
+    for p in model.parameters():
+        p.mul_(1.1)  # in place, as Adam and load_state_dict write
+    check(model, state, noise)
+    assert len(captures) == 1
+
+    _, _, three_agents, three_noise = planning_setup(3)
+    check(model, three_agents, three_noise)
+    assert len(captures) == 2 and sorted(n for _, n in graphed._graphs) == [2, 3]
+    check(model, state, noise)
+    assert len(captures) == 2, "each N keeps its own graph"
+
+    other = make_model(seed=1).eval()
+    check(other, state, noise)
+    assert len(captures) == 3
+    for p in other.parameters():
+        p.data = p.data.clone()  # new storage: a graph would still read the old one
+    check(other, state, noise)
+    assert len(captures) == 4
 
 
 # CUDA only: skipped without a GPU; a GPU session must run these. ----------------------------

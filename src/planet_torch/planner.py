@@ -31,6 +31,7 @@ error (benchmarks/acceleration.md has the measurements).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple, Protocol
 
 import torch
@@ -71,6 +72,26 @@ class CEMRun(Protocol):
                  ) -> torch.Tensor: ...
 
 
+def capture_cuda_graph(fn: Callable[[], torch.Tensor], device: torch.device
+                       ) -> tuple[Callable[[], None], torch.Tensor]:
+    """Capture fn's kernels as a CUDA graph: (replay, output).
+
+    fn runs `GRAPH_WARMUP_CALLS` times on a side stream, then once under capture. Each
+    `replay()` reruns the captured kernels on the tensors fn read at capture time and
+    rewrites `output` in place.
+    """
+    stream = torch.cuda.Stream(device)
+    stream.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(stream):
+        for _ in range(GRAPH_WARMUP_CALLS):
+            fn()
+    torch.cuda.current_stream(device).wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+        output = fn()
+    return graph.replay, output
+
+
 class _CEMGraph:
     """One CEM call for N agents captured as a CUDA graph on static input buffers.
 
@@ -81,20 +102,12 @@ class _CEMGraph:
 
     def __init__(self, run: CEMRun, model: LatentModel, state: LatentState,
                  noise: CEMNoise) -> None:
-        device = state.belief.device
         self.model = model
         self.pointers = tuple(p.data_ptr() for p in _parameters(model))
         self.state = state.map(torch.clone)
         self.noise = CEMNoise(*(x.clone() for x in noise))
-        stream = torch.cuda.Stream(device)
-        stream.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(stream):
-            for _ in range(GRAPH_WARMUP_CALLS):
-                run(model, self.state, self.noise)
-        torch.cuda.current_stream(device).wait_stream(stream)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
-            self.action = run(model, self.state, self.noise)
+        self.replay, self.action = capture_cuda_graph(
+            lambda: run(model, self.state, self.noise), state.belief.device)
 
     def fits(self, model: LatentModel, state: LatentState, noise: CEMNoise) -> bool:
         """Whether this graph computes the call for this model, state and noise."""
@@ -108,7 +121,7 @@ class _CEMGraph:
         """Copy state and noise in, replay, copy the action (N, A) out."""
         for static, value in zip((*self.state, *self.noise), (*state, *noise), strict=True):
             static.copy_(value)
-        self.graph.replay()
+        self.replay()
         return self.action.clone()
 
 
