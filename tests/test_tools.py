@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -184,6 +186,18 @@ def test_render_shows_real_and_reconstructed_frames(debug_run: Path,
         assert picture.shape == (3 * 64, 3 * 256, 3)
     finally:
         viewer.close()
+
+
+def test_render_runs_planet_test_in_a_real_window(debug_run: Path, virtual_display: str,
+                                                 tmp_path: Path) -> None:
+    """`planet test --render` end to end on a real X server (Xvfb), in its own process."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "planet_torch.cli", "test", str(debug_run), "--render",
+         "--episodes", "2", "--output", str(tmp_path)],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    (result,) = tmp_path.glob("test-ep*.json")
+    assert len(json.loads(result.read_text())["returns"]) == 2
 
 
 def corrupt_copy(run_dir: Path, tmp_path: Path) -> Path:
