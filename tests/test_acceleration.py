@@ -6,6 +6,7 @@ compiles first: later tests then reuse its compiled code (Dynamo's cache is per 
 per model object). The CUDA tests are skipped where no GPU exists; a GPU session must run them.
 """
 
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -285,6 +286,28 @@ def test_batch_loader_gives_the_batches_of_sampling_in_turn(device):
     reference.sample(4, 6)  # the batch that was in flight
     assert_batches_equal(to_device(loader.replay.sample(4, 6), torch.device("cpu")),
                          to_device(reference.sample(4, 6), torch.device("cpu")))
+
+
+def test_batch_loader_samples_the_next_batch_while_the_caller_holds_this_one():
+    """The overlap itself, without timing: while the caller holds batch k, the worker
+    thread is already sampling batch k + 1, and it never samples beyond the count."""
+    replay = replay_of_random_episodes()
+    sampled: list[threading.Event] = [threading.Event() for _ in range(4)]
+    threads: set[str] = set()
+    sample = replay.sample
+
+    def recording_sample(batch_size: int, length: int):
+        threads.add(threading.current_thread().name)
+        sampled[sum(e.is_set() for e in sampled)].set()
+        return sample(batch_size, length)
+
+    replay.sample = recording_sample
+    loader = BatchLoader(replay, 4, 6, torch.device("cpu"))
+    for k, _ in enumerate(loader.batches(3)):
+        if k + 1 < 3:
+            assert sampled[k + 1].wait(timeout=30), f"batch {k + 1} was not prefetched"
+    assert [e.is_set() for e in sampled] == [True, True, True, False]
+    assert threads and all(name.startswith("replay") for name in threads)
 
 
 def cpu_graph_capture(captures: list[torch.device]):
