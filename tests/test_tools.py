@@ -21,10 +21,11 @@ import pytest
 import torch
 from PIL import Image
 
-from planet_torch import scoring
+from planet_torch import scoring, trained
 from planet_torch.agent import Agent
 from planet_torch.cli import main
 from planet_torch.envs import ToyReachEnv
+from planet_torch.planner import CEMPlanner
 from planet_torch.trained import load_run
 from planet_torch.viewer import Viewer
 
@@ -89,7 +90,7 @@ def test_test_plays_all_episodes_together_and_writes_results_and_videos(
     assert "cartpole-swingup: return" in out and "min" in out and "max" in out
     result = json.loads((tmp_path / "test-ep000004.json").read_text())
     assert {"mean", "std", "min", "max", "returns", "seeds", "checkpoint", "counters",
-            "episodes", "task"} <= set(result)
+            "episodes", "task", "precision"} <= set(result)
     assert len(result["returns"]) == 3 and len(set(result["seeds"])) == 3
     assert result["mean"] == pytest.approx(np.mean(result["returns"]))
     assert result["min"] <= result["mean"] <= result["max"]
@@ -109,6 +110,26 @@ def test_test_writes_into_the_run_folder_and_repeats_with_the_same_seed(
         assert result["seeds"] == [7, 8]
         returns.append(result["returns"])
     assert returns[0] == returns[1]
+
+
+def test_test_plans_in_the_precision_asked_for(debug_run: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """--precision replaces the run's precision for planning, and the result records it."""
+    precisions = []
+
+    def recording_planner(*args, **kwargs) -> CEMPlanner:
+        planner = CEMPlanner(*args, **kwargs)
+        precisions.append(planner.precision)
+        return planner
+
+    monkeypatch.setattr(trained, "CEMPlanner", recording_planner)
+    for flag in ([], ["--precision", "bf16"]):
+        output = tmp_path / (flag[-1] if flag else "default")
+        assert main(["test", str(debug_run), "--episodes", "1", "--output", str(output),
+                     *flag]) == 0
+        assert json.loads((output / "test-ep000004.json").read_text())["precision"] == \
+            (flag[-1] if flag else "fp32")
+    assert precisions == ["fp32", "bf16"]
 
 
 def test_predict_writes_video_error_csv_and_plot(debug_run: Path, tmp_path: Path) -> None:

@@ -171,7 +171,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 
     if args.render:
         check_display()  # before minutes of loading and playing
-    run = load_run(args.run_dir, args.checkpoint, args.device)
+    run = load_run(args.run_dir, args.checkpoint, args.device, args.precision)
     output = _output_folder(args, run.run_dir, *([video.VIDEOS_DIR] if args.video else []))
     viewer = Viewer(f"planet test {run.run_dir.name}") if args.render else None
     try:
@@ -200,7 +200,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from planet_torch import plot, predict, scoring, video
     from planet_torch.trained import episode_rows, load_run, play
 
-    run = load_run(args.run_dir, args.checkpoint, args.device)
+    run = load_run(args.run_dir, args.checkpoint, args.device, args.precision)
     predict.fit_horizon(episode_rows(run.cfg), args.context, args.horizon)  # fail early
     output = _output_folder(args, run.run_dir, video.VIDEOS_DIR)
     seed = scoring.default_seed(run) if args.seed is None else args.seed
@@ -306,6 +306,9 @@ def _add_trained_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None,
                         help="seed of the first episode (the others count up from it); "
                              "default: the run's test seeds, far from its training seeds")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default=None,
+                        help="precision of planning (default: the run's); bf16 is faster "
+                             "and planned as well as fp32 in benchmarks/precision_learning.md")
     parser.add_argument("--output", metavar="DIR", default=None,
                         help="folder for the results (default: RUN_DIR)")
 

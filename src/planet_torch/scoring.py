@@ -38,6 +38,8 @@ class TestResult:
     """Environment seed of each episode."""
     returns: list[float]
     """Undiscounted return of each episode."""
+    precision: str = "fp32"
+    """Precision the planner ran in (fp32 or bf16)."""
 
     @property
     def mean(self) -> float:
@@ -80,7 +82,7 @@ def score(run: TrainedRun, episodes: int, seed: int | None = None,
     seeds = list(range(first, first + episodes))
     played = play(run, seeds, on_step, should_stop, desc="test")
     result = TestResult(run.cfg.task, str(run.checkpoint), dict(run.counters), seeds,
-                        [episode_return(e) for e in played.episodes])
+                        [episode_return(e) for e in played.episodes], run.cfg.precision)
     return result, played
 
 

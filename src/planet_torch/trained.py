@@ -11,7 +11,7 @@ agents are planned for in one batched CEM call per step, with no exploration noi
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from planet_torch import checkpoint
 from planet_torch import config as config_lib
+from planet_torch.acceleration import check_precision
 from planet_torch.agent import Agent
 from planet_torch.checkpoint import CheckpointError
 from planet_torch.config import Config
@@ -62,8 +63,12 @@ class TrainedRun:
 
 
 def load_run(run_dir: Path, checkpoint_path: Path | None = None,
-             device: str = "auto") -> TrainedRun:
+             device: str = "auto", precision: str | None = None) -> TrainedRun:
     """Read a run folder and its latest checkpoint (or `checkpoint_path`) onto `device`.
+
+    `precision` (fp32 or bf16) replaces the run's precision for acting with it: the planner's
+    imagined rollout runs in it (benchmarks/precision_learning.md: planning a trained model
+    in bf16 instead of fp32 left its test returns unchanged).
 
     Raises `RunFolderError` when run_dir is not a run folder, and `CheckpointError` when the
     checkpoint is missing, corrupt, or from a run of another task or environment setting.
@@ -78,6 +83,9 @@ def load_run(run_dir: Path, checkpoint_path: Path | None = None,
         raise RunFolderError(f"{run_dir} is not a run folder (no {CONFIG_NAME}); pass a "
                              "folder made by `planet train`")
     cfg = config_lib.load(run_dir / CONFIG_NAME)
+    if precision is not None:
+        check_precision(precision)
+        cfg = replace(cfg, precision=precision)
     path = checkpoint.resolve(run_dir if checkpoint_path is None else Path(checkpoint_path))
     payload = checkpoint.load(path)
     trained_cfg, model = checkpoint.restore_model(payload, resolve_device(device))
