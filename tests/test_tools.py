@@ -192,6 +192,24 @@ def test_bench_quick_prints_a_table_and_writes_json(
     assert document["results"][4]["rate"] > 0
 
 
+def test_bench_compile_times_the_compiled_update_and_rollout(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--compile and --precision reach the update and the planner; torch.compile is
+    replaced by a recording identity here, since real compiling takes minutes on a CPU."""
+    compiled = []
+    monkeypatch.setattr(torch, "compile",
+                        lambda fn, **options: compiled.append(fn.__qualname__) or fn)
+    path = tmp_path / "bench.json"
+    assert main(["bench", "--quick", "--device", "cpu", "--agents", "1", "--batch", "2",
+                 "--length", "3", "--precision", "bf16", "--compile", "--json",
+                 str(path)]) == 0
+    assert compiled == ["WorldModel.elbo", "CEMPlanner.rollout"]
+    document = json.loads(path.read_text())
+    assert document["settings"]["compile"] and document["settings"]["precision"] == "bf16"
+    update, plan = document["results"][:2]
+    assert update["size"].endswith("bf16 compiled") and plan["size"].endswith("bf16 compiled")
+
+
 def test_render_shows_real_and_reconstructed_frames(debug_run: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """The --render path with the non-interactive Agg backend standing in for a window."""

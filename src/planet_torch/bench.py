@@ -1,6 +1,6 @@
 """`planet bench`: what PlaNet's costly pieces take on this machine, and peak memory.
 
-    update   one training update (`world_model.update`: encoder on all B*L images, the
+    update   one training update (`world_model.Updater`: encoder on all B*L images, the
              RSSM loop over L, decoder, negative ELBO, backward, clipping, Adam) per (B, L)
     plan     one CEM call (`CEMPlanner.plan`) for N agents planned together
     env      one agent step of a task with rendering (R environment steps, one 64x64
@@ -11,7 +11,9 @@ Each is called `warmup` times untimed, then timed; the median is the figure to q
 and max show the spread). On CUDA the device is synchronised before each clock reading, so
 a time covers the queued GPU work. Memory is the peak resident set of the process so far on
 CPU, and the peak of memory allocated by torch during the measurement on CUDA.
-Model and planner sizes are the paper's (`--quick`: the debug preset's tiny ones).
+Model and planner sizes are the paper's (`--quick`: the debug preset's tiny ones). The
+update and the planner run at the chosen precision, compiled with `compile`; on CUDA the
+planner replays a captured CUDA graph, as in training.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import numpy as np
 import torch
 
 from planet_torch import __version__
+from planet_torch.acceleration import configure_backends
 from planet_torch.config import (
     PRESETS,
     Config,
@@ -43,7 +46,7 @@ from planet_torch.envs import make_env
 from planet_torch.planner import CEMPlanner
 from planet_torch.replay import Episode, Replay
 from planet_torch.rssm import LatentState
-from planet_torch.world_model import TorchBatch, WorldModel, make_optimizer, update
+from planet_torch.world_model import TorchBatch, Updater, WorldModel, make_optimizer
 
 MIB = 2**20
 
@@ -75,7 +78,9 @@ class BenchSettings:
     action_size: int = 6
     """A of the model in the update and planning timings (cheetah-run and walker-walk: 6)."""
     precision: str = "fp32"
-    """Precision of the update (`fp32` or `bf16` autocast around the networks)."""
+    """Precision of the update and the planner (`fp32`, or `bf16` autocast, see acceleration)."""
+    compile: bool = False
+    """torch.compile the update's forward and backward and the planner's rollout."""
     model: ModelConfig = field(default_factory=ModelConfig)
     """World model sizes."""
     planner: PlannerConfig = field(default_factory=PlannerConfig)
@@ -178,18 +183,23 @@ def planning_states(model: WorldModel, num_agents: int, generator: torch.Generat
     return state
 
 
+def _variant(s: BenchSettings) -> str:
+    """Precision, and whether compiled, for a size label."""
+    return s.precision + (" compiled" if s.compile else "")
+
+
 def bench_update(s: BenchSettings, batch_size: int, length: int) -> Measurement:
-    """One training update of the world model on a random (B, L) batch."""
+    """One training update of the world model on a random (B, L) batch, as training runs it
+    (an `Updater` kept across calls, so a compiled step compiles once, during warm-up)."""
     generator = torch.Generator(s.device).manual_seed(0)
     model = WorldModel(s.model, s.action_size).to(s.device)
     optim = OptimConfig()
-    optimizer = make_optimizer(model, optim)
+    updater = Updater(model, make_optimizer(model, optim), ObjectiveConfig(), optim.grad_clip,
+                      s.precision, s.compile)
     batch = random_batch(batch_size, length, s.action_size, s.device,
                          torch.Generator().manual_seed(0))
-    return measure("update", f"B={batch_size} L={length} {s.precision}",
-                   lambda: update(model, optimizer, batch, ObjectiveConfig(), optim.grad_clip,
-                                  s.precision, generator),
-                   s.repeats, s.warmup, s.device)
+    return measure("update", f"B={batch_size} L={length} {_variant(s)}",
+                   lambda: updater(batch, generator), s.repeats, s.warmup, s.device)
 
 
 def bench_plan(s: BenchSettings, num_agents: int) -> Measurement:
@@ -197,10 +207,11 @@ def bench_plan(s: BenchSettings, num_agents: int) -> Measurement:
     generator = torch.Generator(s.device).manual_seed(0)
     model = WorldModel(s.model, s.action_size).to(s.device).eval()
     planner = CEMPlanner(s.planner, -torch.ones(s.action_size), torch.ones(s.action_size),
-                         s.precision)
+                         s.precision, s.compile)
     state = planning_states(model, num_agents, torch.Generator().manual_seed(0))
     c = s.planner
-    return measure("plan", f"N={num_agents} J={c.candidates} H={c.horizon} I={c.iterations}",
+    return measure("plan", f"N={num_agents} J={c.candidates} H={c.horizon} I={c.iterations} "
+                           f"{_variant(s)}",
                    lambda: planner.plan(model, state, generator=generator),
                    s.repeats, s.warmup, s.device)
 
@@ -241,7 +252,12 @@ def bench_replay(s: BenchSettings, batch_size: int, length: int) -> Measurement:
 
 
 def run(s: BenchSettings) -> Iterator[Measurement]:
-    """Every measurement in turn: updates, planning calls, environment, replay."""
+    """Every measurement in turn: updates, planning calls, environment, replay.
+
+    The device's backends are set up as for training first (on CUDA: TF32 matrix products
+    and cuDNN autotuning, `acceleration.configure_backends`).
+    """
+    configure_backends(s.device)
     for batch_size, length in s.sizes:
         yield bench_update(s, batch_size, length)
     for num_agents in s.agents:

@@ -271,7 +271,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         "sizes": _bench_sizes(args.batch, args.length), "agents": args.agents,
         "repeats": args.repeats or (None if args.quick or device.type == "cpu" else 10),
         "warmup": args.warmup, "task": args.task, "env_steps": args.env_steps,
-        "precision": args.precision,
+        "precision": args.precision, "compile": args.compile or None,
     }
     settings = dataclasses.replace(settings, **{k: (tuple(v) if isinstance(v, list) else v)
                                                 for k, v in changes.items() if v is not None})
@@ -406,7 +406,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--env-steps", type=_positive_int, default=None,
                        help="timed agent steps of the task (100)")
     bench.add_argument("--precision", choices=["fp32", "bf16"], default=None,
-                       help="precision of the update (fp32)")
+                       help="precision of the update and the planner (fp32)")
+    bench.add_argument("--compile", action="store_true",
+                       help="torch.compile the update and the planner's rollout, as "
+                            "`planet train --compile true` does; warm-up calls compile")
     bench.add_argument("--quick", action="store_true",
                        help="tiny model, planner and batches: a smoke test in seconds")
     bench.add_argument("--json", metavar="PATH", default=None,
