@@ -41,11 +41,14 @@ import torch
 
 from planet_torch import config as config_lib
 from planet_torch.acceleration import configure_backends
-from planet_torch.bench import planning_states, random_batch, synchronize
+from planet_torch.bench import (
+    planning_states,
+    random_batch,
+    synchronize,
+    training_episode_times,
+)
 from planet_torch.config import Config
-from planet_torch.logger import read_metrics
 from planet_torch.planner import CEMPlanner
-from planet_torch.train import Trainer, new_run_dir
 from planet_torch.world_model import Updater, WorldModel, make_optimizer
 
 ACTION_SIZE = 6
@@ -146,21 +149,14 @@ def bench_episode(args: argparse.Namespace, cfg: Config, device: torch.device
             "task": args.task, "device": str(device), "precision": precision,
             "compile": compile_, "train.seed_episodes": 1, "train.episodes": 3,
             "train.test_every": 0, "train.checkpoint_every": 1000})
-        with tempfile.TemporaryDirectory() as logdir:
-            run = new_run_dir(Path(logdir), run_cfg.task, run_cfg.seed)
-            started = time.perf_counter()
-            Trainer(run_cfg, run).run()
-            total = time.perf_counter() - started
-            records = read_metrics(run)
-        interval = [r for r in records if "time/updates_per_second" in r][-1]
-        collect = [r for r in records if "time/episode_seconds" in r][-1]
-        updates = run_cfg.train.collect_interval / interval["time/updates_per_second"]
+        started = time.perf_counter()
+        last = training_episode_times(run_cfg)[-1]
         rows.append({"bench": "episode",
                      "size": f"{args.task} C={run_cfg.train.collect_interval}",
                      "precision": precision, "compile": compile_, "cuda_graph":
-                     device.type == "cuda", "first_s": total,
-                     "median_s": updates + collect["time/episode_seconds"],
-                     "updates_s": updates, "collect_s": collect["time/episode_seconds"]})
+                     device.type == "cuda", "first_s": time.perf_counter() - started,
+                     "median_s": sum(last), "updates_s": last.updates,
+                     "collect_s": last.collect})
         print(row_text(rows[-1]), flush=True)
     return rows
 

@@ -7,7 +7,16 @@ import time
 import pytest
 import torch
 
-from planet_torch.bench import BenchSettings, Measurement, measure, table_row
+from planet_torch.bench import (
+    BenchSettings,
+    Measurement,
+    episode_config,
+    measure,
+    table_row,
+    training_episode_times,
+)
+from planet_torch.config import PRESETS, ModelConfig, PlannerConfig, override
+from planet_torch.envs import default_action_repeat
 
 
 def test_measure_warms_up_then_times_each_repeat() -> None:
@@ -38,3 +47,23 @@ def test_quick_settings_are_tiny() -> None:
     quick = BenchSettings.quick(torch.device("cpu"))
     assert quick.model.depth < BenchSettings(torch.device("cpu")).model.depth
     assert max(b * length for b, length in quick.sizes) <= 32
+
+
+def test_episode_timing_runs_the_paper_workload_of_issue_seven() -> None:
+    """Default settings time what the GPU target names: C = 100 updates at B = L = 50, then
+    one full planned episode (cheetah-run: 1000 env steps at R = 4, 250 planned steps)."""
+    s = BenchSettings(torch.device("cpu"), task="cheetah-run", repeats=3, warmup=1)
+    cfg = episode_config(s)
+    t = cfg.train
+    assert (t.collect_interval, t.batch_size, t.chunk_length) == (100, 50, 50)
+    assert (t.seed_episodes, t.episodes, t.test_every) == (1, 5, 0)
+    assert cfg.env.episode_steps is None and default_action_repeat("cheetah-run") == 4
+    assert cfg.planner == PlannerConfig() and cfg.model == ModelConfig()
+
+
+def test_training_episode_times_has_one_entry_per_trained_episode() -> None:
+    cfg = override(PRESETS["debug"](), {"train.test_every": 0, "train.seed_episodes": 2,
+                                        "train.episodes": 5, "env.episode_steps": 40})
+    times = training_episode_times(cfg)
+    assert len(times) == 3
+    assert all(t.updates > 0 and t.collect > 0 for t in times)

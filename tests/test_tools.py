@@ -175,21 +175,24 @@ def test_plot_defaults_to_the_run_folder_for_one_run(debug_run: Path) -> None:
 def test_bench_quick_prints_a_table_and_writes_json(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "bench.json"
-    assert main(["bench", "--quick", "--device", "cpu", "--agents", "1", "3",
+    assert main(["bench", "--quick", "--device", "cpu", "--agents", "1", "3", "--episode",
                  "--json", str(path)]) == 0
     out = capsys.readouterr().out
     assert "median" in out and "env steps/s" in out
     document = json.loads(path.read_text())
     assert document["command"] == (f"planet bench --quick --device cpu --agents 1 3 "
-                                   f"--json {path}")
+                                   f"--episode --json {path}")
     assert {"cpu", "cores", "torch", "device"} <= set(document["machine"])
     names = [(r["name"], r["size"].split()[0]) for r in document["results"]]
     assert names == [("update", "B=4"), ("update", "B=2"), ("plan", "N=1"), ("plan", "N=3"),
-                     ("env", "cartpole-swingup"), ("replay", "B=4"), ("replay", "B=2")]
+                     ("env", "cartpole-swingup"), ("replay", "B=4"), ("replay", "B=2"),
+                     ("episode", "cartpole-swingup")]
     for result in document["results"]:
         assert result["min_s"] <= result["median_s"] <= result["max_s"]
         assert result["peak_memory_mib"] > 0
+        assert len(result["seconds"]) == {"env": 10, "replay": 5}.get(result["name"], 2)
     assert document["results"][4]["rate"] > 0
+    assert document["results"][-1]["size"] == "cartpole-swingup C=2 B=4 L=8 fp32"
 
 
 def test_bench_compile_times_the_compiled_update_and_rollout(

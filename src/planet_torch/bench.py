@@ -6,6 +6,8 @@
     env      one agent step of a task with rendering (R environment steps, one 64x64
              frame), with random actions; reported as environment steps per second
     replay   one `Replay.sample(B, L)` from random uint8 episodes
+    episode  (with `episode`) one training episode of the task: C updates at the first
+             (B, L), then one planned episode with rendering, in a short `Trainer` run
 
 Each is called `warmup` times untimed, then timed; the median is the figure to quote (min
 and max show the spread). On CUDA the device is synchronised before each clock reading, so
@@ -23,11 +25,13 @@ import platform
 import resource
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -37,15 +41,19 @@ from planet_torch.acceleration import configure_backends
 from planet_torch.config import (
     PRESETS,
     Config,
+    EnvConfig,
     ModelConfig,
     ObjectiveConfig,
     OptimConfig,
     PlannerConfig,
+    TrainConfig,
 )
 from planet_torch.envs import make_env
+from planet_torch.logger import read_metrics
 from planet_torch.planner import CEMPlanner
 from planet_torch.replay import Episode, Replay
 from planet_torch.rssm import LatentState
+from planet_torch.train import Trainer, new_run_dir
 from planet_torch.world_model import TorchBatch, Updater, WorldModel, make_optimizer
 
 MIB = 2**20
@@ -81,6 +89,12 @@ class BenchSettings:
     """Precision of the update and the planner (`fp32`, or `bf16` autocast, see acceleration)."""
     compile: bool = False
     """torch.compile the update's forward and backward and the planner's rollout."""
+    episode: bool = False
+    """Also time whole training episodes of `task` (paper sizes: minutes each on a CPU)."""
+    collect_interval: int = 100
+    """Updates C per training episode in the episode timing (the paper's 100)."""
+    episode_steps: int | None = None
+    """Environment steps per episode in the episode timing (None: the task's full 1000)."""
     model: ModelConfig = field(default_factory=ModelConfig)
     """World model sizes."""
     planner: PlannerConfig = field(default_factory=PlannerConfig)
@@ -92,7 +106,9 @@ class BenchSettings:
         debug: Config = PRESETS["debug"]()
         return cls(device, sizes=((4, 8), (2, 4)), agents=(1, 10), repeats=2, env_steps=10,
                    replay_repeats=5, replay_episodes=3, replay_episode_steps=20,
-                   model=debug.model, planner=debug.planner)
+                   collect_interval=debug.train.collect_interval,
+                   episode_steps=debug.env.episode_steps, model=debug.model,
+                   planner=debug.planner)
 
 
 @dataclass
@@ -251,8 +267,63 @@ def bench_replay(s: BenchSettings, batch_size: int, length: int) -> Measurement:
                    torch.device("cpu"))
 
 
+class EpisodeTime(NamedTuple):
+    """Wall-clock seconds of one training episode, in its two parts."""
+
+    updates: float
+    """The C updates before the episode."""
+    collect: float
+    """Playing the episode: filtering, planning, environment steps and rendering."""
+
+
+def training_episode_times(cfg: Config) -> list[EpisodeTime]:
+    """Run `Trainer` on cfg in a temporary folder; the times of its trained episodes.
+
+    Read from the run's metrics: interval k's updates took C / `time/updates_per_second`,
+    and the episode collected after them `time/episode_seconds`. cfg should switch tests
+    off (`train.test_every = 0`), so that no test phase falls inside the times.
+    """
+    with tempfile.TemporaryDirectory(prefix="planet-bench-") as logdir:
+        run_dir = new_run_dir(Path(logdir), cfg.task, cfg.seed)
+        Trainer(cfg, run_dir).run()
+        records = read_metrics(run_dir)
+    rates = [r["time/updates_per_second"] for r in records if "time/updates_per_second" in r]
+    collected = [r["time/episode_seconds"] for r in records if "time/episode_seconds" in r]
+    trained = collected[cfg.train.seed_episodes:]
+    return [EpisodeTime(cfg.train.collect_interval / rate, seconds)
+            for rate, seconds in zip(rates, trained, strict=True)]
+
+
+def episode_config(s: BenchSettings) -> Config:
+    """The short run behind the episode timing: 1 random seed episode, then `warmup` and
+    `repeats` trained ones, at the first (B, L), with no tests and no periodic checkpoints."""
+    batch_size, length = s.sizes[0]
+    episodes = 1 + s.warmup + s.repeats
+    return Config(
+        task=s.task, device=str(s.device), precision=s.precision, compile=s.compile,
+        env=EnvConfig(episode_steps=s.episode_steps), model=s.model, planner=s.planner,
+        train=TrainConfig(seed_episodes=1, collect_interval=s.collect_interval,
+                          batch_size=batch_size, chunk_length=length, episodes=episodes,
+                          test_every=0, checkpoint_every=episodes))
+
+
+def bench_episode(s: BenchSettings) -> Measurement:
+    """Training episodes of the task: C updates plus one planned episode with rendering.
+
+    The warm-up episodes (compiling, graph capture) are run but not reported.
+    """
+    cfg = episode_config(s)
+    if s.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(s.device)
+    times = training_episode_times(cfg)[s.warmup:]
+    t = cfg.train
+    return Measurement("episode", f"{s.task} C={t.collect_interval} B={t.batch_size} "
+                                  f"L={t.chunk_length} {_variant(s)}",
+                       [sum(time) for time in times], peak_memory_mib(s.device))
+
+
 def run(s: BenchSettings) -> Iterator[Measurement]:
-    """Every measurement in turn: updates, planning calls, environment, replay.
+    """Every measurement in turn: updates, planning calls, environment, replay, episodes.
 
     The device's backends are set up as for training first (on CUDA: TF32 matrix products
     and cuDNN autotuning, `acceleration.configure_backends`).
@@ -265,6 +336,8 @@ def run(s: BenchSettings) -> Iterator[Measurement]:
     yield bench_env(s)
     for batch_size, length in s.sizes:
         yield bench_replay(s, batch_size, length)
+    if s.episode:
+        yield bench_episode(s)
 
 
 def _load_average() -> float | None:

@@ -272,6 +272,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         "repeats": args.repeats or (None if args.quick or device.type == "cpu" else 10),
         "warmup": args.warmup, "task": args.task, "env_steps": args.env_steps,
         "precision": args.precision, "compile": args.compile or None,
+        "episode": args.episode or None,
     }
     settings = dataclasses.replace(settings, **{k: (tuple(v) if isinstance(v, list) else v)
                                                 for k, v in changes.items() if v is not None})
@@ -387,8 +388,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench = _add_command(
         sub, "bench", cmd_bench, "time updates, planning, environment steps and replay here",
         "Measure one training update per (B, L), one CEM call per number of agents, "
-        "environment steps with rendering, replay sampling and peak memory on this "
-        "machine; median of the timed repeats after warm-up.")
+        "environment steps with rendering, replay sampling, with --episode whole training "
+        "episodes, and peak memory on this machine; median of the timed repeats after "
+        "warm-up.")
     bench.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (auto)")
     bench.add_argument("--batch", type=_positive_int, nargs="+", default=None,
                        help="chunks B per update, one timing each (50 16)")
@@ -410,6 +412,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--compile", action="store_true",
                        help="torch.compile the update and the planner's rollout, as "
                             "`planet train --compile true` does; warm-up calls compile")
+    bench.add_argument("--episode", action="store_true",
+                       help="also time whole training episodes of --task: C = 100 updates at "
+                            "the first --batch/--length, then one planned episode with "
+                            "rendering (a short training run; minutes per episode on a CPU)")
     bench.add_argument("--quick", action="store_true",
                        help="tiny model, planner and batches: a smoke test in seconds")
     bench.add_argument("--json", metavar="PATH", default=None,
