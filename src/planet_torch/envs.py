@@ -23,6 +23,7 @@ module is imported, before dm_control is (lazily) imported.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from typing import Any
@@ -161,7 +162,19 @@ def _dm_control_task(task: str) -> tuple[str, str]:
     return domain, name
 
 
+class _DropTotalMassNotice(logging.Filter):
+    """Drops MuJoCo's notice that dm_control's own cheetah.xml uses the deprecated compiler
+    attribute `settotalmass`: it comes at every cheetah model load and no user can act on it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "settotalmass" not in record.getMessage()
+
+
+_TOTAL_MASS_NOTICE = _DropTotalMassNotice()
+
+
 def _import_dm_control_suite() -> Any:
+    logging.getLogger("absl").addFilter(_TOTAL_MASS_NOTICE)  # adds it once, however often
     try:
         from dm_control import suite
     # A missing or unusable GL backend surfaces as ImportError, AttributeError, RuntimeError...
