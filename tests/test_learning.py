@@ -9,6 +9,7 @@ straight for the goal about 49.5 (tests/test_envs.py measures both).
 
 import numpy as np
 import pytest
+import torch
 
 from planet_torch import config as config_lib
 from planet_torch.envs import make_env
@@ -19,8 +20,22 @@ LEARNED_THRESHOLD = 25.0
 """Half of what heading straight for the goal earns, about three times a random policy."""
 
 
+CALIBRATION_THREADS = 2
+"""Torch intra-op threads of the calibrating runs. Another count sums in another order, so
+the run follows another trajectory; over 20 one-thread seeds the toy preset failed once
+(benchmarks/precision_learning.md), so the thread count is pinned rather than inherited."""
+
+
+@pytest.fixture
+def calibration_threads():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(CALIBRATION_THREADS)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.mark.slow
-def test_agent_learns_toy_reach(tmp_path):
+def test_agent_learns_toy_reach(tmp_path, calibration_threads):
     cfg = config_lib.override(config_lib.PRESETS["toy"](), {"train.test_every": 0})
     trainer = Trainer(cfg, new_run_dir(tmp_path, cfg.task, cfg.seed))
     trainer.run()
