@@ -404,7 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "CUDA, 2 with --quick)")
     bench.add_argument("--warmup", type=int, default=None, help="untimed calls first (1)")
     bench.add_argument("--task", default=None,
-                       help="task whose environment steps are timed (cartpole-swingup)")
+                       help="task whose environment steps, and with --episode training "
+                            "episodes, are timed (cartpole-swingup)")
     bench.add_argument("--env-steps", type=_positive_int, default=None,
                        help="timed agent steps of the task (100)")
     bench.add_argument("--precision", choices=["fp32", "bf16"], default=None,
