@@ -30,11 +30,10 @@ from pathlib import Path
 
 import torch
 
+from planet_torch.acceleration import PRECISIONS
 from planet_torch.bench import peak_memory_mib, random_batch, synchronize
 from planet_torch.config import ModelConfig, ObjectiveConfig, OptimConfig
 from planet_torch.world_model import WorldModel, make_optimizer, update
-
-PRECISIONS = ("fp32", "bf16")
 
 
 def run(args: argparse.Namespace) -> str:

@@ -21,7 +21,6 @@ from tqdm import tqdm
 
 from planet_torch import checkpoint
 from planet_torch import config as config_lib
-from planet_torch.acceleration import check_precision
 from planet_torch.agent import Agent
 from planet_torch.checkpoint import CheckpointError
 from planet_torch.config import Config
@@ -84,8 +83,7 @@ def load_run(run_dir: Path, checkpoint_path: Path | None = None,
                              "folder made by `planet train`")
     cfg = config_lib.load(run_dir / CONFIG_NAME)
     if precision is not None:
-        check_precision(precision)
-        cfg = replace(cfg, precision=precision)
+        cfg = replace(cfg, precision=precision)  # Config validates it
     path = checkpoint.resolve(run_dir if checkpoint_path is None else Path(checkpoint_path))
     payload = checkpoint.load(path)
     trained_cfg, model = checkpoint.restore_model(payload, resolve_device(device))
