@@ -17,15 +17,15 @@ The episode limit is always reported as `truncated=True`; only a real end of the
 dm_control time step with discount 0) is `terminated=True`. `info` carries `env_steps`
 (environment steps so far in the episode) and `action_repeat`.
 
-Rendering is headless: unless `MUJOCO_GL` is already set, it is set to `egl` when this
-module is imported, before dm_control is (lazily) imported.
+Rendering is headless: unless `MUJOCO_GL` is already set, importing `planet_torch` sets it
+to `egl`, before dm_control is (lazily) imported here (`planet_torch.gl`). A backend that
+cannot start ends in one line naming the fixes, without the GL libraries' own warnings.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import os
 from typing import Any
 
 import gymnasium
@@ -33,7 +33,7 @@ import numpy as np
 from gymnasium import spaces
 from PIL import Image
 
-os.environ.setdefault("MUJOCO_GL", "egl")
+from planet_torch import gl
 
 IMAGE_SIZE = 64
 """Height and width of every observation in pixels (paper: 64x64 RGB)."""
@@ -173,14 +173,21 @@ class _DropTotalMassNotice(logging.Filter):
 _TOTAL_MASS_NOTICE = _DropTotalMassNotice()
 
 
+def _render_error(error: object) -> RuntimeError:
+    return RuntimeError(_RENDER_HELP.format(backend=gl.backend(), error=error))
+
+
 def _import_dm_control_suite() -> Any:
     logging.getLogger("absl").addFilter(_TOTAL_MASS_NOTICE)  # adds it once, however often
+    gl.install_context_cleanup_hook()
+    if gl.display_missing():
+        raise _render_error("there is no display (DISPLAY is not set)")
     try:
-        from dm_control import suite
+        with gl.quiet_backend_errors():
+            from dm_control import suite
     # A missing or unusable GL backend surfaces as ImportError, AttributeError, RuntimeError...
     except Exception as error:
-        raise RuntimeError(_RENDER_HELP.format(backend=os.environ.get("MUJOCO_GL"),
-                                               error=error)) from error
+        raise _render_error(error) from error
     return suite
 
 
@@ -284,11 +291,11 @@ class DMControlEnv(PixelEnv):
         super().__init__(action_space, action_repeat, episode_steps, seed,
                          render_fps=1.0 / (self._env.control_timestep() * action_repeat))
         try:
-            self._obs = self._render_frame()
+            with gl.quiet_backend_errors():
+                self._obs = self._render_frame()
         # GL failures come from several libraries (mujoco, PyOpenGL, EGL, GLFW).
         except Exception as error:
-            raise RuntimeError(_RENDER_HELP.format(backend=os.environ.get("MUJOCO_GL"),
-                                                   error=error)) from error
+            raise _render_error(error) from error
 
     def _reset_simulator(self, seed: int | None) -> None:
         if seed is not None:
