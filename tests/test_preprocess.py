@@ -16,8 +16,9 @@ def test_hand_computed_values_without_noise_range():
 
 
 def test_range_layout_and_noise_mean():
-    obs = torch.randint(0, 256, (2, 3, 8, 8, 3), dtype=torch.uint8)
-    x = preprocess(obs)
+    g = torch.Generator().manual_seed(0)
+    obs = torch.randint(0, 256, (2, 3, 8, 8, 3), dtype=torch.uint8, generator=g)
+    x = preprocess(obs, generator=g)
     assert x.shape == (2, 3, 3, 8, 8) and x.dtype == torch.float32
     assert x.min() >= -0.5 and x.max() < 0.5
     # the channel axis moved: pixel (y=1, x=2, c=0) lands at [c=0, y=1, x=2]
@@ -28,7 +29,8 @@ def test_range_layout_and_noise_mean():
 
 
 def test_generator_pins_noise():
-    obs = torch.randint(0, 256, (4, 4, 3), dtype=torch.uint8)
+    obs = torch.randint(0, 256, (4, 4, 3), dtype=torch.uint8,
+                        generator=torch.Generator().manual_seed(0))
     a = preprocess(obs, generator=torch.Generator().manual_seed(3))
     b = preprocess(obs, generator=torch.Generator().manual_seed(3))
     c = preprocess(obs, generator=torch.Generator().manual_seed(4))
@@ -38,10 +40,30 @@ def test_generator_pins_noise():
 @pytest.mark.parametrize("bits", [1, 3, 5, 8])
 def test_postprocess_inverts_to_quantised_levels(bits):
     obs = torch.arange(256, dtype=torch.uint8).view(16, 16, 1).expand(16, 16, 3).contiguous()
-    back = postprocess(preprocess(obs, bit_depth=bits), bit_depth=bits)
+    back = postprocess(preprocess(obs, bit_depth=bits,
+                                  generator=torch.Generator().manual_seed(bits)),
+                       bit_depth=bits)
     assert back.dtype == torch.uint8 and back.shape == obs.shape
     mask = 256 - 2 ** (8 - bits)
     assert torch.equal(back, obs & mask)
+
+
+LARGEST_BELOW_ONE = torch.nextafter(torch.tensor(1.0), torch.tensor(0.0)).item()
+"""The largest float32 draw torch.rand can return, 1 - 2^-24."""
+
+
+@pytest.mark.parametrize("draw", [0.0, LARGEST_BELOW_ONE])
+@pytest.mark.parametrize("bits", range(1, 9))
+def test_extreme_noise_draws_stay_in_range_and_level(monkeypatch, bits, draw):
+    """Every pixel value with the smallest and the largest noise draw: x stays in
+    [-0.5, 0.5) and postprocess returns the pixel's own level, never the next one."""
+    def fixed_draw(shape, generator=None, **kwargs):
+        return torch.full(shape, draw, **kwargs)
+    monkeypatch.setattr(torch, "rand", fixed_draw)
+    obs = torch.arange(256, dtype=torch.uint8).view(16, 16, 1).expand(16, 16, 3).contiguous()
+    x = preprocess(obs, bit_depth=bits)
+    assert x.min() >= -0.5 and x.max() < 0.5
+    assert torch.equal(postprocess(x, bit_depth=bits), obs & (256 - 2 ** (8 - bits)))
 
 
 def test_postprocess_clips_model_outputs():

@@ -5,7 +5,10 @@ the model cannot put infinite density on the discrete pixel levels:
 
     x = floor(x_uint8 / 2^(8-b)) / 2^b + U(0, 1/2^b) - 0.5,        x in [-0.5, 0.5)
 
-with b = 5 by default. `postprocess` maps a model output (or a preprocessed image) back to
+with b = 5 by default. The noise is drawn on a grid of 2^16 steps per level, u = k / 2^16
+with k uniform in 0..2^16 - 1: then every value above is exact in float32 (at most 8 + 16
+significant bits), so x never rounds up to 0.5 or into the next level, which a continuous
+draw close to 1 does (in float32, 31 + 0.99999994 is 32). `postprocess` maps a model output (or a preprocessed image) back to
 uint8: level = floor((x + 0.5) * 2^b), clipped to [0, 2^b - 1], times 2^(8-b). So
 `postprocess(preprocess(o))` is `o` with its low 8-b bits cleared.
 """
@@ -13,6 +16,9 @@ uint8: level = floor((x + 0.5) * 2^b), clipped to [0, 2^b - 1], times 2^(8-b). S
 from __future__ import annotations
 
 import torch
+
+NOISE_STEPS = 2**16
+"""Grid steps of the dequantisation noise per level; 8 + 16 bits fit float32's 24 exactly."""
 
 
 def _check_bit_depth(bit_depth: int) -> None:
@@ -34,6 +40,7 @@ def preprocess(obs: torch.Tensor, bit_depth: int = 5,
     levels = 2**bit_depth
     x = torch.div(obs, 2 ** (8 - bit_depth), rounding_mode="floor").float()
     noise = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    noise = torch.floor(noise * NOISE_STEPS) / NOISE_STEPS  # exact sums: see the module text
     x = (x + noise) / levels - 0.5
     return x.movedim(-1, -3)
 
