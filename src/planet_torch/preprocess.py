@@ -8,8 +8,10 @@ the model cannot put infinite density on the discrete pixel levels:
 with b = 5 by default. The noise is drawn on a grid of 2^16 steps per level, u = k / 2^16
 with k uniform in 0..2^16 - 1: then every value above is exact in float32 (at most 8 + 16
 significant bits), so x never rounds up to 0.5 or into the next level, which a continuous
-draw close to 1 does (in float32, 31 + 0.99999994 is 32). `postprocess` maps a model output (or a preprocessed image) back to
-uint8: level = floor((x + 0.5) * 2^b), clipped to [0, 2^b - 1], times 2^(8-b). So
+draw close to 1 does (in float32, 31 + 0.99999994 is 32).
+
+`postprocess` maps a model output (or a preprocessed image) back to uint8:
+level = floor((x + 0.5) * 2^b), clipped to [0, 2^b - 1], times 2^(8-b). So
 `postprocess(preprocess(o))` is `o` with its low 8-b bits cleared.
 """
 
