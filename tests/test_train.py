@@ -145,3 +145,62 @@ def test_resume_with_a_bad_checkpoint(tmp_path, capsys):
     assert main(["train", "--resume", str(run)]) == 1
     err = capsys.readouterr().err
     assert "corrupt" in err and err.count("\n") == 1
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    """A finished 3-episode debug run on toy-reach, copied fresh by `resumable_run`."""
+    logdir = tmp_path_factory.mktemp("finished")
+    assert main(["train", "--preset", "debug", "--task", "toy-reach", "--logdir", str(logdir),
+                 "--train.episodes", "3", "--train.test_every", "0"]) == 0
+    return _only_run(logdir)
+
+
+@pytest.fixture
+def resumable_run(finished_run, tmp_path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(finished_run, tmp_path / "run"))
+
+
+@pytest.mark.parametrize("flag", [["--model.belief_size", "32"], ["--task", "cartpole-swingup"],
+                                  ["--seed", "5"], ["--env.action_repeat", "2"],
+                                  ["--objective.bit_depth", "8"], ["--logdir", "elsewhere"]])
+def test_resume_refuses_a_flag_that_does_not_fit_and_writes_nothing(resumable_run, capsys,
+                                                                    flag):
+    """A mistyped flag on resume used to rewrite config.yaml first and ruin the run."""
+    before = {p: p.read_bytes() for p in resumable_run.rglob("*") if p.is_file()}
+    assert main(["train", "--resume", str(resumable_run), *flag, "--train.episodes", "4"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and flag[0] in err and "--resume" in err, err
+    assert {p: p.read_bytes() for p in resumable_run.rglob("*") if p.is_file()} == before
+    assert main(["train", "--resume", str(resumable_run), "--train.episodes", "4"]) == 0
+    assert checkpoint.load(resumable_run)["counters"]["episodes"] == 4
+
+
+def test_resume_applies_the_flags_that_may_change(resumable_run):
+    """Precision, compile, device, planner, optimiser and budget flags take effect and are
+    saved; a fixed field given its saved value is accepted."""
+    assert main(["train", "--resume", str(resumable_run), "--train.episodes", "4",
+                 "--precision", "bf16", "--device", "cpu", "--planner.candidates", "20",
+                 "--optim.learning_rate", "0.0005", "--task", "toy-reach", "--seed", "0"]) == 0
+    saved = config_lib.load(resumable_run / "config.yaml")
+    assert (saved.precision, saved.device, saved.planner.candidates, saved.train.episodes,
+            saved.optim.learning_rate) == ("bf16", "cpu", 20, 4, 0.0005)
+    assert checkpoint.load(resumable_run)["config"]["precision"] == "bf16"
+
+
+def test_resume_refuses_a_preset(resumable_run, capsys):
+    assert main(["train", "--resume", str(resumable_run), "--preset", "debug"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--preset" in err
+
+
+def test_a_checkpoint_that_does_not_fit_its_config_is_one_line(resumable_run, capsys):
+    """A config.yaml edited by hand to other sizes: one line, not a list of mismatches."""
+    cfg = config_lib.load(resumable_run / "config.yaml")
+    config_lib.save(config_lib.override(cfg, {"model.belief_size": 32}),
+                    resumable_run / "config.yaml")
+    assert main(["train", "--resume", str(resumable_run), "--train.episodes", "4"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "does not fit" in err, err

@@ -89,11 +89,10 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
                                help=f"{_field_doc(cls, f.name)} (default: {f.default})")
 
 
-def _config_from_args(args: argparse.Namespace) -> config_lib.Config:
-    assignments = {k: v for k, v in vars(args).items()
-                   if k in {f.name for f in dataclasses.fields(config_lib.Config)}
-                   or "." in k}
-    return config_lib.override(config_lib.PRESETS[args.preset](), assignments)
+def _assignments(args: argparse.Namespace) -> dict[str, Any]:
+    """The config flags given on the command line, as `{"train.batch_size": 8, ...}`."""
+    return {k: v for k, v in vars(args).items()
+            if k in {f.name for f in dataclasses.fields(config_lib.Config)} or "." in k}
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
@@ -118,14 +117,17 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.resume is not None:
         run_dir = Path(args.resume)
+        if args.preset is not None:
+            raise ValueError("--preset cannot be used with --resume: the run continues with its "
+                             "saved config; give single flags to change what may change")
         if not (run_dir / CONFIG_NAME).is_file():
             raise CheckpointError(f"{run_dir} is not a run folder (no {CONFIG_NAME})")
         saved = config_lib.load(run_dir / CONFIG_NAME)
-        cfg = config_lib.override(saved, {k: v for k, v in vars(args).items()
-                                          if "." in k or k in ("device",)})
-        config_lib.save(cfg, run_dir / CONFIG_NAME)
+        # Checked before anything is written; the Trainer saves the config once resumed.
+        cfg = config_lib.resume_override(saved, _assignments(args))
     else:
-        cfg = _config_from_args(args)
+        cfg = config_lib.override(config_lib.PRESETS[args.preset or "paper"](),
+                                  _assignments(args))
         default_action_repeat(cfg.task)  # an unknown task fails here, before any folder exists
         run_dir = new_run_dir(Path(cfg.logdir), cfg.task, cfg.seed)
     print(f"planet-torch {__version__}: {'resuming' if args.resume else 'new run'} {run_dir}")
@@ -333,11 +335,15 @@ def build_parser() -> argparse.ArgumentParser:
         "train", help="train an agent (new run, or --resume)",
         description="Train PlaNet. A preset sets every field; flags override it.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    train.add_argument("--preset", choices=sorted(config_lib.PRESETS), default="paper",
-                       help="starting configuration: paper (the paper's settings), debug "
-                            "(tiny, seconds on a CPU), toy (learns toy-reach in minutes)")
+    train.add_argument("--preset", choices=sorted(config_lib.PRESETS), default=None,
+                       help="starting configuration: paper (the paper's settings, the "
+                            "default), debug (tiny, seconds on a CPU), toy (learns toy-reach "
+                            "in minutes)")
     train.add_argument("--resume", metavar="RUN_DIR", default=None,
-                       help="continue the run in RUN_DIR from its latest checkpoint")
+                       help="continue the run in RUN_DIR from its latest checkpoint; flags "
+                            "may change the device, precision, compile, planner, optim, "
+                            "objective (not bit_depth) and train sections, and are refused "
+                            "for the task, seed, logdir, env and model")
     _add_config_flags(train)
     train.set_defaults(func=cmd_train)
 

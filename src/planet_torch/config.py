@@ -11,6 +11,7 @@ Each part of the agent receives only its own section (`make_env(cfg.task, **asdi
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -251,8 +252,10 @@ def from_dict(data: dict[str, Any]) -> Config:
 
 
 def save(cfg: Config, path: Path) -> None:
-    """Write the config as YAML."""
-    path.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    """Write the config as YAML, atomically: a temporary file renamed over the old one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    os.replace(tmp, path)
 
 
 def load(path: Path) -> Config:
@@ -279,3 +282,30 @@ def override(cfg: Config, assignments: dict[str, Any]) -> Config:
     for section, values in nested.items():
         top[section] = replace(getattr(cfg, section), **values)
     return replace(cfg, **top)
+
+
+FIXED_ON_RESUME = ("task", "seed", "logdir", "env.", "model.", "objective.bit_depth")
+"""Fields (or whole sections, ending in ".") that a resumed run keeps: the trained weights,
+the episodes on disk and the run folder were made with them. Everything else (device,
+precision, compile, the planner, the optimiser, the objective's weights, the training
+schedule and budget) may change on `--resume`."""
+
+
+def _value(cfg: Config, key: str) -> Any:
+    section, _, name = key.rpartition(".")
+    return getattr(getattr(cfg, section) if section else cfg, name)
+
+
+def resume_override(saved: Config, assignments: dict[str, Any]) -> Config:
+    """The saved config with the flags given on `--resume` applied.
+
+    Raises ValueError, naming the flag, for a change to a field in `FIXED_ON_RESUME`; giving
+    such a field its saved value is allowed.
+    """
+    for key, value in assignments.items():
+        fixed = any(key == f or (f.endswith(".") and key.startswith(f)) for f in FIXED_ON_RESUME)
+        if fixed and value != _value(saved, key):
+            raise ValueError(f"--{key} {value} cannot be used with --resume: the run was trained "
+                             f"with {key} = {_value(saved, key)!r}, which its checkpoint and "
+                             "episodes depend on; leave the flag out, or start a new run")
+    return override(saved, assignments)

@@ -227,6 +227,7 @@ class Trainer:
                            if episodes_dir.is_dir() else
                            Replay(episodes_dir, cfg.train.replay_capacity, seed=cfg.seed))
             self._restore(payload)
+            config_lib.save(cfg, self.run_dir / CONFIG_NAME)  # flags given with --resume
         else:
             config_lib.save(cfg, self.run_dir / CONFIG_NAME)
             self.replay = Replay(episodes_dir, cfg.train.replay_capacity, seed=cfg.seed)
@@ -256,7 +257,14 @@ class Trainer:
         checkpoint.save(self.run_dir / checkpoint.CHECKPOINT_NAME, self._payload())
 
     def _restore(self, payload: dict[str, Any]) -> None:
-        self.model.load_state_dict(payload["model"])
+        try:
+            self.model.load_state_dict(payload["model"])
+        except RuntimeError as error:  # sizes differ: name the first mismatch, in one line
+            detail = next((line.strip() for line in str(error).splitlines()[1:] if line.strip()),
+                          str(error))
+            raise checkpoint.CheckpointError(
+                f"the checkpoint in {self.run_dir} does not fit its {CONFIG_NAME}: "
+                f"{detail}") from error
         self.optimizer.load_state_dict(payload["optimizer"])
         self.counters = Counters(**payload["counters"])
         rng = payload["rng"]
