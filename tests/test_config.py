@@ -63,3 +63,51 @@ def test_unknown_fields_and_versions(tmp_path):
     (tmp_path / "bad.yaml").write_text("- a list\n")
     with pytest.raises(ValueError, match="not a mapping"):
         config_lib.load(tmp_path / "bad.yaml")
+
+
+@pytest.mark.parametrize(("key", "value", "says"), [
+    ("train.collect_interval", 0, "train.collect_interval must be an integer >= 1, got 0"),
+    ("train.test_episodes", 0, "train.test_episodes must be an integer >= 1 while testing"),
+    ("train.seed_episodes", 5000, "train.episodes must be >= train.seed_episodes (5000)"),
+    ("train.chunk_length", 1, "train.chunk_length must be an integer >= 2, got 1"),
+    ("train.checkpoint_every", 0, "train.checkpoint_every must be an integer >= 1"),
+    ("train.env_steps", 0, "train.env_steps must be an integer >= 1, or none, got 0"),
+    ("train.replay_capacity", 0, "train.replay_capacity must be an integer >= 1"),
+    ("train.exploration_noise", -0.5, "train.exploration_noise must be >= 0, got -0.5"),
+    ("optim.learning_rate", 0.0, "optim.learning_rate must be > 0, got 0.0"),
+    ("optim.adam_eps", -1e-4, "optim.adam_eps must be > 0"),
+    ("optim.grad_clip", 0.0, "optim.grad_clip must be > 0"),
+    ("model.min_std", 0.0, "model.min_std must be > 0"),
+    ("model.reward_units", 0, "model.reward_units must be an integer >= 1"),
+    ("model.depth", "32", "model.depth must be an integer >= 1, got '32'"),
+    ("objective.free_nats", -1.0, "objective.free_nats must be >= 0"),
+    ("objective.bit_depth", 9, "objective.bit_depth must be an integer in 1..8, got 9"),
+    ("planner.elites", 2000, "planner.elites must be in 1..planner.candidates (1000), got 2000"),
+    ("planner.horizon", 0, "planner.horizon must be an integer >= 1, got 0"),
+    ("env.action_repeat", 0, "env.action_repeat must be an integer >= 1, or none, got 0"),
+])
+def test_each_field_refuses_values_out_of_range(key, value, says):
+    """Each section checks its own fields; the error names the field, value and range."""
+    with pytest.raises(ValueError) as error:
+        config_lib.override(config_lib.Config(), {key: value})
+    assert says in str(error.value)
+
+
+def test_testing_off_needs_no_test_episodes():
+    cfg = config_lib.override(config_lib.Config(), {"train.test_every": 0,
+                                                    "train.test_episodes": 0})
+    assert cfg.train.test_episodes == 0
+
+
+@pytest.mark.parametrize(("changes", "says"), [
+    ({"train.chunk_length": 127}, "train.chunk_length must be at most 126"),
+    ({"train.replay_capacity": 100}, "train.replay_capacity must be at least one episode"),
+    ({"env.action_repeat": 4, "train.chunk_length": 252}, "at most 251"),
+])
+def test_chunks_and_replay_must_fit_the_task_episode(changes, says):
+    """cartpole-swingup: 1000 environment steps at R = 8 are 125 agent steps, 126 rows."""
+    from planet_torch.train import check_config
+
+    cfg = config_lib.override(config_lib.Config(), changes)
+    with pytest.raises(ValueError, match=says):
+        check_config(cfg)

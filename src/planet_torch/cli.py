@@ -111,9 +111,8 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a new run, or continue one with --resume."""
-    from planet_torch.envs import default_action_repeat
     from planet_torch.evaluate import Interrupted
-    from planet_torch.train import CONFIG_NAME, Trainer, new_run_dir
+    from planet_torch.train import CONFIG_NAME, Trainer, check_config, new_run_dir
 
     if args.resume is not None:
         run_dir = Path(args.resume)
@@ -128,7 +127,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         cfg = config_lib.override(config_lib.PRESETS[args.preset or "paper"](),
                                   _assignments(args))
-        default_action_repeat(cfg.task)  # an unknown task fails here, before any folder exists
+        check_config(cfg)  # an unknown task or a misfit fails here, before any folder exists
         run_dir = new_run_dir(Path(cfg.logdir), cfg.task, cfg.seed)
     print(f"planet-torch {__version__}: {'resuming' if args.resume else 'new run'} {run_dir}")
     print(yaml.safe_dump(config_lib.to_dict(cfg), sort_keys=False), end="")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,25 @@ CONFIG_VERSION = 1
 """Bumped whenever a field changes meaning; a run saved under another version is refused."""
 
 
+Rule = tuple[Callable[[Any], bool], str]
+POSITIVE: Rule = (lambda v: v >= 1, "an integer >= 1")
+NON_NEGATIVE: Rule = (lambda v: v >= 0, ">= 0")
+POSITIVE_REAL: Rule = (lambda v: v > 0, "> 0")
+OPTIONAL_POSITIVE: Rule = (lambda v: v is None or v >= 1, "an integer >= 1, or none")
+
+
+def _require(section: str, values: object, **rules: Rule) -> None:
+    """Raise ValueError naming the field, its value and the allowed range for a broken rule."""
+    for name, (ok, allowed) in rules.items():
+        value = getattr(values, name)
+        try:
+            fine = ok(value) and not isinstance(value, str)
+        except TypeError:  # a string or None where a number belongs
+            fine = False
+        if not fine:
+            raise ValueError(f"{section}.{name} must be {allowed}, got {value!r}")
+
+
 @dataclass(frozen=True)
 class EnvConfig:
     """The task and how it is presented to the agent."""
@@ -30,6 +50,9 @@ class EnvConfig:
     """Environment steps per agent step, R; None takes the task's paper value."""
     episode_steps: int | None = None
     """Environment steps per episode; None takes the task's default (1000 for dm_control)."""
+
+    def __post_init__(self) -> None:
+        _require("env", self, action_repeat=OPTIONAL_POSITIVE, episode_steps=OPTIONAL_POSITIVE)
 
 
 @dataclass(frozen=True)
@@ -61,6 +84,11 @@ class ModelConfig:
         """Size of the model state [h_t, s_t] read by decoder, reward model and planner."""
         return self.belief_size + self.state_size
 
+    def __post_init__(self) -> None:
+        _require("model", self, belief_size=POSITIVE, state_size=POSITIVE,
+                 hidden_size=POSITIVE, depth=POSITIVE, reward_layers=POSITIVE,
+                 reward_units=POSITIVE, min_std=POSITIVE_REAL)
+
 
 @dataclass(frozen=True)
 class ObjectiveConfig:
@@ -77,6 +105,11 @@ class ObjectiveConfig:
     bit_depth: int = 5
     """Bits per colour channel kept by preprocessing (1 to 8)."""
 
+    def __post_init__(self) -> None:
+        _require("objective", self, free_nats=NON_NEGATIVE, reward_scale=NON_NEGATIVE,
+                 overshooting_distance=POSITIVE, overshooting_kl_scale=NON_NEGATIVE,
+                 bit_depth=(lambda v: 1 <= v <= 8, "an integer in 1..8"))
+
 
 @dataclass(frozen=True)
 class OptimConfig:
@@ -88,6 +121,10 @@ class OptimConfig:
     """Adam epsilon."""
     grad_clip: float = 1000.0
     """Global gradient norm is clipped to this value."""
+
+    def __post_init__(self) -> None:
+        _require("optim", self, learning_rate=POSITIVE_REAL, adam_eps=POSITIVE_REAL,
+                 grad_clip=POSITIVE_REAL)
 
 
 @dataclass(frozen=True)
@@ -102,6 +139,11 @@ class PlannerConfig:
     """Candidate action sequences J per iteration."""
     elites: int = 100
     """Top candidates K refitted to."""
+
+    def __post_init__(self) -> None:
+        _require("planner", self, horizon=POSITIVE, iterations=POSITIVE, candidates=POSITIVE,
+                 elites=(lambda v: 1 <= v <= self.candidates,
+                         f"in 1..planner.candidates ({self.candidates})"))
 
 
 @dataclass(frozen=True)
@@ -132,6 +174,18 @@ class TrainConfig:
     """Write a checkpoint every this many training episodes (and on interruption)."""
     replay_capacity: int = 1_000_000
     """Replay capacity in agent steps; the oldest episodes are dropped first."""
+
+    def __post_init__(self) -> None:
+        _require("train", self, seed_episodes=POSITIVE, collect_interval=POSITIVE,
+                 batch_size=POSITIVE, chunk_length=(lambda v: v >= 2, "an integer >= 2"),
+                 exploration_noise=NON_NEGATIVE,
+                 episodes=(lambda v: v >= self.seed_episodes,
+                           f">= train.seed_episodes ({self.seed_episodes})"),
+                 env_steps=OPTIONAL_POSITIVE, test_every=NON_NEGATIVE,
+                 test_episodes=(lambda v: v >= 1 or self.test_every == 0,
+                                "an integer >= 1 while testing is on (train.test_every > 0)"),
+                 video_every=NON_NEGATIVE, checkpoint_every=POSITIVE,
+                 replay_capacity=POSITIVE)
 
 
 @dataclass(frozen=True)
@@ -195,32 +249,31 @@ SECTIONS = {"env": EnvConfig, "model": ModelConfig, "objective": ObjectiveConfig
 
 
 def validate(cfg: Config) -> None:
-    """Raise ValueError for settings that cannot run, naming the field and the fix."""
-    checks = [
-        (cfg.precision in ("fp32", "bf16"),
-         f"precision must be fp32 or bf16, got {cfg.precision!r}"),
-        (1 <= cfg.objective.bit_depth <= 8,
-         f"objective.bit_depth must be in 1..8, got {cfg.objective.bit_depth}"),
-        (cfg.objective.overshooting_distance >= 1,
-         "objective.overshooting_distance must be >= 1, "
-         f"got {cfg.objective.overshooting_distance}"),
-        (cfg.objective.overshooting_distance < cfg.train.chunk_length,
-         "objective.overshooting_distance must be below train.chunk_length"),
-        (0 < cfg.planner.elites <= cfg.planner.candidates,
-         f"planner.elites must be in 1..planner.candidates ({cfg.planner.candidates}), "
-         f"got {cfg.planner.elites}"),
-        (cfg.planner.horizon >= 1 and cfg.planner.iterations >= 1,
-         "planner.horizon and planner.iterations must be >= 1"),
-        (cfg.train.batch_size >= 1 and cfg.train.chunk_length >= 2,
-         "train.batch_size must be >= 1 and train.chunk_length >= 2"),
-        (cfg.train.seed_episodes >= 1, "train.seed_episodes must be >= 1"),
-        (cfg.train.exploration_noise >= 0, "train.exploration_noise must be >= 0"),
-        (cfg.model.depth >= 1 and cfg.model.state_size >= 1 and cfg.model.belief_size >= 1,
-         "model sizes must be >= 1"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise ValueError(message)
+    """Raise ValueError for settings across sections that cannot run, naming the fields.
+
+    Each section checks its own fields when it is built; this adds what needs two sections.
+    """
+    if cfg.precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be fp32 or bf16, got {cfg.precision!r}")
+    if cfg.objective.overshooting_distance >= cfg.train.chunk_length:
+        raise ValueError(f"objective.overshooting_distance must be below train.chunk_length "
+                         f"({cfg.train.chunk_length}), got "
+                         f"{cfg.objective.overshooting_distance}")
+
+
+def check_episode_fit(cfg: Config, agent_steps: int) -> None:
+    """Raise ValueError unless a chunk and an episode fit episodes of `agent_steps` steps.
+
+    A chunk takes L consecutive rows of one episode (T + 1 rows for T agent steps), and the
+    replay must hold at least one whole episode.
+    """
+    if cfg.train.chunk_length > agent_steps + 1:
+        raise ValueError(f"train.chunk_length must be at most {agent_steps + 1}, the rows of one "
+                         f"episode of {cfg.task} ({agent_steps} agent steps), got "
+                         f"{cfg.train.chunk_length}")
+    if cfg.train.replay_capacity < agent_steps:
+        raise ValueError(f"train.replay_capacity must be at least one episode of {cfg.task}, "
+                         f"{agent_steps} agent steps, got {cfg.train.replay_capacity}")
 
 
 def to_dict(cfg: Config) -> dict[str, Any]:

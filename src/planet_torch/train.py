@@ -48,7 +48,7 @@ from planet_torch import config as config_lib
 from planet_torch.acceleration import configure_backends
 from planet_torch.agent import Agent
 from planet_torch.config import Config
-from planet_torch.envs import make_env
+from planet_torch.envs import default_action_repeat, default_episode_steps, make_env
 from planet_torch.evaluate import Interrupted, Policy, episode_return, random_policy, run_episodes
 from planet_torch.logger import Logger
 from planet_torch.planner import CEMPlanner
@@ -87,6 +87,20 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} requested but CUDA is not available; use --device cpu")
     return device
+
+
+def agent_steps_per_episode(cfg: Config) -> int:
+    """Agent steps T of one full episode of the run's task: ceil(environment steps / R).
+
+    Raises ValueError for an unknown task."""
+    repeat = cfg.env.action_repeat or default_action_repeat(cfg.task)
+    return -(-(cfg.env.episode_steps or default_episode_steps(cfg.task)) // repeat)
+
+
+def check_config(cfg: Config) -> None:
+    """Raise ValueError for a config that cannot train on its task (see
+    `config.check_episode_fit`), before any folder or environment is made."""
+    config_lib.check_episode_fit(cfg, agent_steps_per_episode(cfg))
 
 
 def new_run_dir(logdir: Path, task: str, seed: int) -> Path:
@@ -198,6 +212,7 @@ class Trainer:
     """Owns the environments, model, replay and logs of one run folder."""
 
     def __init__(self, cfg: Config, run_dir: Path, resume: bool = False) -> None:
+        check_config(cfg)
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.device = resolve_device(cfg.device)
@@ -221,12 +236,20 @@ class Trainer:
         self.counters = Counters()
         episodes_dir = self.run_dir / EPISODES_DIR
         if resume:
-            payload = checkpoint.load(self.run_dir)
+            has_checkpoint = (self.run_dir / checkpoint.CHECKPOINT_NAME).is_file()
+            payload = checkpoint.load(self.run_dir) if has_checkpoint else None
             # A run stopped before its first episode ended has no episode folder yet.
             self.replay = (Replay.load(episodes_dir, cfg.train.replay_capacity, seed=cfg.seed)
                            if episodes_dir.is_dir() else
                            Replay(episodes_dir, cfg.train.replay_capacity, seed=cfg.seed))
-            self._restore(payload)
+            if payload is not None:
+                self._restore(payload)
+            else:
+                self._count_episode_files()
+                tqdm.write(f"warning: {self.run_dir} has no checkpoint; resuming from its "
+                           f"{self.counters.episodes} episode files with a fresh model and "
+                           "optimiser (episode and step counters from the files, updates from "
+                           "0)", file=sys.stderr)
             config_lib.save(cfg, self.run_dir / CONFIG_NAME)  # flags given with --resume
         else:
             config_lib.save(cfg, self.run_dir / CONFIG_NAME)
@@ -266,13 +289,26 @@ class Trainer:
                 f"the checkpoint in {self.run_dir} does not fit its {CONFIG_NAME}: "
                 f"{detail}") from error
         self.optimizer.load_state_dict(payload["optimizer"])
+        fused = make_optimizer(self.model, self.cfg.optim).defaults["fused"]
+        for group in self.optimizer.param_groups:  # fused Adam is this device's choice
+            group["fused"] = fused
         self.counters = Counters(**payload["counters"])
         rng = payload["rng"]
         torch.set_rng_state(rng["torch"])
-        self.generator.set_state(rng["generator"])
+        try:
+            self.generator.set_state(rng["generator"])
+        except RuntimeError:  # written by a generator of another device type (CUDA vs CPU)
+            self.generator.manual_seed(self.cfg.seed * TEST_SEED_OFFSET + self.counters.updates)
+            tqdm.write(f"warning: the checkpoint's planning and noise random state is for "
+                       f"another device than {self.device}; reseeded from the run's seed and "
+                       "update count (the run continues, not bit for bit as on the old device)",
+                       file=sys.stderr)
         self.replay.rng.bit_generator.state = rng["replay"]
         random.setstate((3, tuple(rng["python"]), None))
-        # Episodes finished after the checkpoint are on disk: count them too.
+        self._count_episode_files()
+
+    def _count_episode_files(self) -> None:
+        """Count episodes finished after the checkpoint (or without one): they are on disk."""
         names = [parse_episode_name(p) for p in episode_files(self.run_dir / EPISODES_DIR)]
         self.counters.episodes = max(self.counters.episodes, len(names))
         self.counters.env_steps = max(self.counters.env_steps,
@@ -360,10 +396,14 @@ class Trainer:
             with stop_requests() as stop:
                 def stopping() -> bool:
                     return stop[0]
+                seeded = False
                 while self.counters.episodes < t.seed_episodes and self._budget_left():
                     ret = self._play(random_policy([self.env]), stopping)
                     bar.set_postfix(train_return=f"{ret:.1f}")
                     bar.update()
+                    seeded = True
+                if seeded:  # the first checkpoint: the seed episodes are never redone
+                    self.save_checkpoint()
                 explore = partial(self.agent.act, exploration_noise=t.exploration_noise)
                 while self._budget_left():
                     self._train_interval(stop)

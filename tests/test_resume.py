@@ -1,0 +1,190 @@
+"""A resumed run continues exactly: what it does after the resume point, not only its weights.
+
+Two debug runs on toy-reach (tiny model, 80-step episodes, 2 updates per episode, a test
+phase every 2 episodes) from the same seed: one trained to 6 episodes in one go, one trained
+to 4 and then resumed to 6. After the resume it collects episodes 5 and 6, and the updates
+before episode 6 sample episode 5, which only the resumed session collected. Everything the
+two runs wrote must then be equal: the weights, every episode file, the test returns and
+metrics.jsonl (less the wall-clock `time/*` keys). The crash path follows: an episode on
+disk that the checkpoint does not know of.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from planet_torch import checkpoint
+from planet_torch import config as config_lib
+from planet_torch.replay import Replay, episode_files
+from planet_torch.train import Trainer, new_run_dir
+
+
+def debug(**changes: object) -> config_lib.Config:
+    return config_lib.override(config_lib.PRESETS["debug"](),
+                               {"task": "toy-reach", "train.test_every": 2, **changes})
+
+
+def metrics_without_time(run: Path) -> list[dict[str, float]]:
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(line).items() if not k.startswith("time/")}
+            for line in lines]
+
+
+def episodes_on_disk(run: Path) -> dict[str, dict[str, np.ndarray]]:
+    """Every episode file of a run: name -> its arrays."""
+    def read(path: Path) -> dict[str, np.ndarray]:
+        with np.load(path) as arrays:
+            return {key: arrays[key] for key in arrays.files}
+    return {path.name: read(path) for path in episode_files(run / "episodes")}
+
+
+def assert_same_episodes(a: dict, b: dict) -> None:
+    assert list(a) == list(b)
+    for name in a:
+        for field, value in a[name].items():
+            np.testing.assert_array_equal(value, b[name][field], err_msg=f"{name} {field}")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> tuple[Path, Path]:
+    """(whole, split): 6 episodes in one go, and 4 then resumed to 6."""
+    root = tmp_path_factory.mktemp("resume")
+    torch.set_num_threads(1)
+    whole = new_run_dir(root, "whole", 0)
+    Trainer(debug(**{"train.episodes": 6}), whole).run()
+    split = new_run_dir(root, "split", 0)
+    Trainer(debug(**{"train.episodes": 4}), split).run()
+    Trainer(debug(**{"train.episodes": 6}), split, resume=True).run()
+    return whole, split
+
+
+def test_weights_and_counters_match(runs) -> None:
+    whole, split = (checkpoint.load(run) for run in runs)
+    assert split["counters"] == whole["counters"] == {
+        "episodes": 6, "env_steps": 6 * 80, "updates": 4 * 2, "test_phases": 2}
+    for name, value in whole["model"].items():
+        assert torch.equal(split["model"][name], value), name
+
+
+def test_episodes_collected_after_the_resume_match(runs) -> None:
+    """Episodes 5 and 6 (files 000004-80, 000005-80) come from the planner after the resume."""
+    whole, split = (episodes_on_disk(run) for run in runs)
+    assert len(whole) == 6
+    assert_same_episodes(whole, split)
+
+
+def test_test_returns_and_metrics_match(runs) -> None:
+    whole, split = (metrics_without_time(run) for run in runs)
+    tests = [[r["test/return"] for r in rows if "test/return" in r] for rows in (whole, split)]
+    assert len(tests[0]) == 2 and tests[0] == tests[1]
+    assert whole == split
+
+
+def test_an_episode_newer_than_the_checkpoint_is_kept(tmp_path) -> None:
+    """The crash path: episode 5 reached the disk, the process died before the checkpoint
+    that would have counted it. The resume keeps that episode's file untouched, counts it,
+    continues with a new file after it, and its replay holds exactly the files on disk."""
+    run = new_run_dir(tmp_path, "crash", 0)
+    Trainer(debug(**{"train.episodes": 4}), run).run()
+    older = tmp_path / "checkpoint-at-4.pt"
+    shutil.copy(run / checkpoint.CHECKPOINT_NAME, older)
+    Trainer(debug(**{"train.episodes": 5}), run, resume=True).run()
+    before = episodes_on_disk(run)
+    shutil.copy(older, run / checkpoint.CHECKPOINT_NAME)  # the checkpoint of episode 4 only
+
+    trainer = Trainer(debug(**{"train.episodes": 6}), run, resume=True)
+    assert (trainer.counters.episodes, trainer.counters.env_steps) == (5, 5 * 80)
+    updates_before = trainer.counters.updates
+    counters = trainer.run()
+    assert (counters.episodes, counters.env_steps) == (6, 6 * 80)
+    assert counters.updates == updates_before + 2  # one interval, never back
+    after = episodes_on_disk(run)
+    assert list(after) == [*before, "000005-80.npz"]
+    assert_same_episodes(before, {name: after[name] for name in before})
+    replay = Replay.load(run / "episodes", seed=0)
+    assert replay.num_episodes == 6 and replay.num_steps == sum(
+        episode["obs"].shape[0] - 1 for episode in after.values())  # rows less the reset row
+
+
+def test_a_run_killed_before_its_first_checkpoint_resumes_from_its_episodes(tmp_path,
+                                                                            capsys) -> None:
+    """No checkpoint, 3 episodes on disk: the resume rebuilds model and optimiser, takes the
+    counters from the files, says so in one line, and keeps every episode file."""
+    run = new_run_dir(tmp_path, "early", 0)
+    Trainer(debug(**{"train.episodes": 3}), run).run()
+    (run / checkpoint.CHECKPOINT_NAME).unlink()
+    before = episodes_on_disk(run)
+    capsys.readouterr()
+    trainer = Trainer(debug(**{"train.episodes": 4}), run, resume=True)
+    warning = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warning) == 1 and "no checkpoint" in warning[0] and "3 episode files" in warning[0]
+    assert (trainer.counters.episodes, trainer.counters.env_steps,
+            trainer.counters.updates) == (3, 3 * 80, 0)
+    counters = trainer.run()
+    assert (counters.episodes, counters.env_steps, counters.updates) == (4, 4 * 80, 2)
+    after = episodes_on_disk(run)
+    assert list(after) == [*before, "000003-80.npz"]
+    assert_same_episodes(before, {name: after[name] for name in before})
+
+
+def test_the_first_checkpoint_follows_the_seed_episodes(tmp_path, monkeypatch) -> None:
+    """A checkpoint is written once the seed episodes are in, before any update."""
+    cfg = debug(**{"train.episodes": 3, "train.checkpoint_every": 100})
+    run = new_run_dir(tmp_path, "first", 0)
+    seen: list[dict[str, int]] = []
+    real = Trainer.save_checkpoint
+
+    def record(self: Trainer) -> None:
+        seen.append(vars(self.counters).copy())
+        real(self)
+
+    monkeypatch.setattr(Trainer, "save_checkpoint", record)
+    Trainer(cfg, run).run()
+    assert seen[0] == {"episodes": cfg.train.seed_episodes, "env_steps": 2 * 80, "updates": 0,
+                       "test_phases": 0}
+
+
+CUDA_GENERATOR_STATE_BYTES = 16
+"""A CUDA generator's state (seed and offset, 8 bytes each); a CPU one's is 5056 bytes."""
+
+
+def as_if_written_on_cuda(run: Path) -> None:
+    """Rewrite a run's checkpoint as a CUDA run writes it: the planner's generator state of a
+    CUDA generator, fused Adam, and device cuda in the saved config. (Its tensors are loaded
+    with map_location="cpu" either way, which is what a CUDA checkpoint read here gets.)"""
+    payload = checkpoint.load(run)
+    payload["rng"]["generator"] = torch.arange(CUDA_GENERATOR_STATE_BYTES, dtype=torch.uint8)
+    for group in payload["optimizer"]["param_groups"]:
+        group["fused"] = True
+    payload["config"]["device"] = "cuda"
+    payload.pop("format")
+    checkpoint.save(run / checkpoint.CHECKPOINT_NAME, payload)
+
+
+def test_a_checkpoint_written_on_cuda_tests_predicts_and_resumes_on_cpu(tmp_path,
+                                                                       capsys) -> None:
+    from planet_torch.cli import main
+
+    run = new_run_dir(tmp_path, "cuda", 0)
+    Trainer(debug(**{"train.episodes": 3, "device": "cuda" if torch.cuda.is_available()
+                     else "cpu"}), run).run()
+    as_if_written_on_cuda(run)
+    assert main(["test", str(run), "--episodes", "1", "--device", "cpu"]) == 0
+    assert main(["predict", str(run), "--sequences", "1", "--context", "2", "--horizon", "3",
+                 "--device", "cpu"]) == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--device", "cpu",
+                 "--train.episodes", "4"]) == 0
+    err = capsys.readouterr().err
+    assert "reseeded" in err
+    resumed = checkpoint.load(run)
+    assert resumed["counters"]["episodes"] == 4
+    assert resumed["config"]["device"] == "cpu"
+    assert all(group["fused"] is None or not group["fused"]
+               for group in resumed["optimizer"]["param_groups"])
