@@ -136,6 +136,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         counters = trainer.run()
     except Interrupted:
         return EXIT_INTERRUPTED
+    except OSError as error:  # a full disk or a folder gone unwritable: nothing done is lost
+        raise OSError(error.errno, f"{error}; the last checkpoint and every finished episode "
+                      f"are kept: once fixed, continue with planet train --resume {run_dir}"
+                      ) from error
     print(f"done: {counters.episodes} episodes, {counters.env_steps} env steps, "
           f"{counters.updates} updates; run folder {run_dir}")
     return 0
@@ -436,7 +440,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.command_line = shlex.join(["planet", *argv])
     try:
         return int(args.func(args))
-    except (ValueError, FileNotFoundError, PermissionError, RuntimeError) as error:
+    except (ValueError, OSError, RuntimeError) as error:
         if os.environ.get("PLANET_DEBUG"):
             raise
         print(f"planet {args.command}: error: {error}", file=sys.stderr)
