@@ -25,7 +25,7 @@ train: install
 	$(BIN)/planet train --task $(TASK) $(ARGS)
 
 lint: install-dev
-	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff check src tests benchmarks scripts examples
 
 test: lint
 	$(BIN)/pytest

@@ -1,6 +1,6 @@
 """The whole agent learns: `toy-reach` trained for a few minutes on a CPU.
 
-Real planner, real world model (small sizes: the `toy` preset, DESIGN.md section 5), real
+Real planner, real world model (small sizes: the `toy` preset), real
 training loop. After training, the noise-free agent and a uniformly random policy play the
 same 10 test starts, as do scripted baselines (zero action, one axis, both axes). Measured
 at the last calibration (seed 0, 2 threads, AMD EPYC without AVX-512): learned 39.7,

@@ -366,7 +366,7 @@ class ToyReachEnv(PixelEnv):
     until |p - g| >= 0.3, and last 50 steps (R = 1), so a return lies in [0, 50].
 
     The picture: mid-grey background (128), a green ring of radius 6 px around the goal,
-    the dot as a red disc of radius 4 px drawn on top (DESIGN.md section 5: a 3 px dot was
+    the dot as a red disc of radius 4 px drawn on top (in a prototype a 3 px dot was
     not learned in minutes, 4 px was). Arena coordinates map to pixels so that the whole
     dot stays in view; y points up.
 

@@ -24,11 +24,11 @@ from planet_torch import config as config_lib
 from planet_torch.agent import Agent
 from planet_torch.checkpoint import CheckpointError
 from planet_torch.config import Config
-from planet_torch.envs import default_action_repeat, default_episode_steps, make_env
+from planet_torch.envs import make_env
 from planet_torch.evaluate import run_episodes
 from planet_torch.planner import CEMPlanner
 from planet_torch.replay import Episode
-from planet_torch.train import CONFIG_NAME, resolve_device
+from planet_torch.train import CONFIG_NAME, agent_steps_per_episode, resolve_device
 from planet_torch.video import DEFAULT_FPS
 from planet_torch.world_model import WorldModel
 
@@ -100,9 +100,7 @@ def episode_rows(cfg: Config) -> int:
 
     An episode that terminates early (some Gymnasium tasks) has fewer.
     """
-    repeat = cfg.env.action_repeat or default_action_repeat(cfg.task)
-    steps = cfg.env.episode_steps or default_episode_steps(cfg.task)
-    return -(-steps // repeat) + 1
+    return agent_steps_per_episode(cfg) + 1
 
 
 class Playthrough(NamedTuple):
