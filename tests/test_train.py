@@ -1,22 +1,29 @@
 """End-to-end runs of `planet train` on the debug preset (tiny sizes, short episodes)."""
 
+from __future__ import annotations
+
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 from planet_torch import checkpoint
 from planet_torch import config as config_lib
-from planet_torch.cli import main
+from planet_torch.cli import build_parser, main
 from planet_torch.logger import read_metrics
-from planet_torch.replay import episode_files
+from planet_torch.replay import Replay, episode_files, parse_episode_name
 from planet_torch.train import Trainer, TrainingDiverged, new_run_dir
 from planet_torch.world_model import Updater
+
+SIGNAL_TIMEOUT = 180
+"""Seconds a subprocess test waits for a marker (episodes on disk, a message) or an exit."""
 
 
 def _only_run(logdir: Path) -> Path:
@@ -27,6 +34,59 @@ def _only_run(logdir: Path) -> Path:
 
 def _debug(**changes):
     return config_lib.override(config_lib.PRESETS["debug"](), changes)
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One intra-op thread: with two, other processes on the two cores slow torch ~10x."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class Planet:
+    """`planet train` in a subprocess, its stdout and stderr in files (a pipe nobody reads
+    can fill up and stall it)."""
+
+    def __init__(self, folder: Path, argv: list[str], code: str | None = None) -> None:
+        """Run `planet_torch.cli` with argv, or `python -c code` with argv after it."""
+        self.stderr_path = folder / "stderr.txt"
+        start = ["-m", "planet_torch.cli"] if code is None else ["-c", code]
+        with (folder / "stdout.txt").open("w") as out, self.stderr_path.open("w") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, *start, *argv], stdout=out, stderr=err,
+                env={**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"})
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def wait_for(self, condition: Callable[[], bool], what: str,
+                 timeout: float = SIGNAL_TIMEOUT) -> None:
+        """Poll until condition() holds; fail, naming `what`, if the process ends first or
+        the time is up (and then kill it)."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if self.proc.poll() is not None:
+                pytest.fail(f"planet exited with {self.proc.returncode} before {what}:\n"
+                            f"{self.stderr()[-2000:]}")
+            if time.monotonic() > deadline:
+                self.kill()
+                pytest.fail(f"no {what} after {timeout} s:\n{self.stderr()[-2000:]}")
+            time.sleep(0.1)
+
+    def wait(self, timeout: float = SIGNAL_TIMEOUT) -> int:
+        """The exit code; fail (and kill the process) if it has not ended in time."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail(f"planet did not exit within {timeout} s:\n{self.stderr()[-2000:]}")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def test_debug_run_writes_everything(tmp_path):
@@ -52,6 +112,76 @@ def test_run_folders_never_collide(tmp_path):
     assert first != second and first.is_dir() and second.is_dir()
 
 
+def _toy(**changes: Any) -> config_lib.Config:
+    """The debug preset on toy-reach with 10-step episodes and no test phases: ~0.1 s an
+    episode."""
+    return _debug(**{"task": "toy-reach", "env.episode_steps": 10, "train.test_every": 0,
+                     **changes})
+
+
+@pytest.mark.parametrize("env_steps, episodes", [(21, 3), (30, 3), (31, 4), (1000, 5)])
+def test_the_env_steps_budget_stops_training_whichever_budget_ends_first(
+        tmp_path: Path, one_thread: None, env_steps: int, episodes: int) -> None:
+    """10 environment steps an episode and a budget of 5 episodes: 21 or 30 steps end the
+    run after the third episode (the episode that reaches the budget is finished), 31 after
+    the fourth, 1000 steps after the 5 episodes."""
+    cfg = _toy(**{"train.episodes": 5, "train.env_steps": env_steps})
+    run = new_run_dir(tmp_path, cfg.task, cfg.seed)
+    counters = Trainer(cfg, run).run()
+    assert (counters.episodes, counters.env_steps) == (episodes, 10 * episodes)
+    assert counters.updates == 2 * (episodes - 2)  # 2 seed episodes, then 2 updates each
+    assert len(episode_files(run / "episodes")) == episodes
+    assert checkpoint.load(run)["counters"] == vars(counters)
+
+
+def test_cli_env_steps_budget_and_none_on_resume(tmp_path: Path, one_thread: None) -> None:
+    """`--train.env_steps 25` stops a run at 3 episodes of 10 steps; on `--resume`,
+    `--train.env_steps none` lifts the step budget, and the episode budget ends the run."""
+    flags = ["--preset", "debug", "--task", "toy-reach", "--env.episode_steps", "10",
+             "--train.test_every", "0", "--train.episodes", "5"]
+    assert main(["train", *flags, "--train.env_steps", "25", "--logdir", str(tmp_path)]) == 0
+    run = _only_run(tmp_path)
+    assert config_lib.load(run / "config.yaml").train.env_steps == 25
+    assert checkpoint.load(run)["counters"]["episodes"] == 3
+    assert main(["train", "--resume", str(run), "--train.env_steps", "none"]) == 0
+    assert config_lib.load(run / "config.yaml").train.env_steps is None
+    counters = checkpoint.load(run)["counters"]
+    assert (counters["episodes"], counters["env_steps"]) == (5, 50)
+
+
+@pytest.mark.parametrize("text, value", [("none", None), ("None", None), ("NONE", None),
+                                         ("0", 0), ("250000", 250_000)])
+def test_optional_int_flags_parse_none_and_numbers(text: str, value: int | None) -> None:
+    """An `int | None` field such as train.env_steps takes `none` in any case, or a number."""
+    args = build_parser().parse_args(["train", "--train.env_steps", text])
+    assert getattr(args, "train.env_steps") == value
+
+
+def test_optional_int_flags_refuse_other_words(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--train.env_steps lots` is a usage error (exit code 2) naming the flag."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--train.env_steps", "lots"])
+    assert exit_info.value.code == 2
+    assert "--train.env_steps" in capsys.readouterr().err
+
+
+def test_episodes_that_terminate_early_are_stored_and_counted_with_their_length(
+        tmp_path: Path, one_thread: None, early_end_task: str) -> None:
+    """A Gymnasium task that ends after 7 steps (long before its 1000-step limit): every
+    episode, random or planned, stops there, its file holds 7 steps (8 rows) and the
+    counters add 7 environment steps per episode."""
+    cfg = _debug(**{"task": early_end_task, "train.episodes": 3, "train.test_every": 0})
+    run = new_run_dir(tmp_path, cfg.task, cfg.seed)
+    counters = Trainer(cfg, run).run()
+    assert (counters.episodes, counters.env_steps, counters.updates) == (3, 21, 2)
+    files = episode_files(run / "episodes")
+    assert [parse_episode_name(p).steps for p in files] == [7, 7, 7]
+    replay = Replay.load(run / "episodes", capacity=1000)
+    assert [episode.length for episode in replay.episodes] == [8, 8, 8]
+    returns = [r["train/return"] for r in read_metrics(run) if "train/return" in r]
+    assert returns == [7.0, 7.0, 7.0]  # reward 1 per step, 7 steps
+
+
 def _parameters(run: Path) -> dict[str, torch.Tensor]:
     return checkpoint.load(run)["model"]
 
@@ -72,26 +202,28 @@ def test_same_seed_same_run_and_resume_is_exact(tmp_path):
             assert torch.equal(value, reference[name]), (run.name, name)
 
 
-def test_sigint_writes_a_checkpoint_and_resume_continues(tmp_path):
-    """A real Ctrl-C (SIGINT) in the middle of a run, then `--resume`."""
-    cmd = [sys.executable, "-m", "planet_torch.cli", "train", "--preset", "debug",
-           "--logdir", str(tmp_path), "--train.episodes", "1000"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        runs = [p for p in tmp_path.iterdir() if p.is_dir()]
-        if runs and len(episode_files(runs[0] / "episodes")) >= 4:
-            break
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err.decode()[-2000:]
-    run = _only_run(tmp_path)
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_stop_signal_writes_a_checkpoint_and_resume_continues(
+        tmp_path: Path, one_thread: None, signum: signal.Signals) -> None:
+    """A real Ctrl-C (SIGINT), or the SIGTERM of a job scheduler, in the middle of a run:
+    sent once 4 episodes are on disk (so the handler is in place), it ends the run with
+    exit code 130 and a checkpoint of every episode on disk; `--resume` then continues."""
+    planet = Planet(tmp_path, ["train", "--preset", "debug", "--logdir", str(tmp_path / "runs"),
+                               "--train.episodes", "1000"])
+    runs = tmp_path / "runs"
+
+    def four_episodes() -> bool:
+        folders = [p for p in runs.iterdir() if p.is_dir()] if runs.is_dir() else []
+        return bool(folders) and len(episode_files(folders[0] / "episodes")) >= 4
+
+    planet.wait_for(four_episodes, "4 episode files")
+    planet.proc.send_signal(signum)
+    assert planet.wait() == 130, planet.stderr()[-2000:]
+    run = _only_run(runs)
     stopped = checkpoint.load(run)["counters"]
     on_disk = len(episode_files(run / "episodes"))
     assert stopped["episodes"] >= 4 and on_disk == stopped["episodes"]
-    assert f"--resume {run}" in err.decode()
+    assert f"--resume {run}" in planet.stderr()
     target = stopped["episodes"] + 2
     assert main(["train", "--resume", str(run), "--train.episodes", str(target)]) == 0
     resumed = checkpoint.load(run)["counters"]
@@ -99,6 +231,55 @@ def test_sigint_writes_a_checkpoint_and_resume_continues(tmp_path):
     assert resumed["updates"] == stopped["updates"] + 2 * 2  # collect_interval 2
     assert resumed["env_steps"] == stopped["env_steps"] + 2 * 80
     assert len(episode_files(run / "episodes")) == target
+
+
+STUCK_UPDATE = """\
+import sys, time
+from pathlib import Path
+from planet_torch.world_model import Updater
+
+def stuck(self, batch, generator=None):
+    Path(sys.argv[1]).touch()
+    time.sleep(600)
+
+Updater.__call__ = stuck
+from planet_torch.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+"""`planet train` whose first update never ends: a step that a first Ctrl-C waits for."""
+
+
+def file_state(path: Path) -> tuple[int, int, bytes]:
+    """Inode, modification time (ns) and bytes of a file: any rewrite changes one of them."""
+    info = path.stat()
+    return info.st_ino, info.st_mtime_ns, path.read_bytes()
+
+
+def test_a_second_ctrl_c_aborts_at_once(tmp_path: Path) -> None:
+    """While the run finishes its current step after a first Ctrl-C (here an update that
+    would take 10 minutes), a second Ctrl-C ends the process at once, by KeyboardInterrupt,
+    without the stop's checkpoint: the one written after the seed episodes is untouched."""
+    marker = tmp_path / "updating"
+    planet = Planet(tmp_path, [str(marker), "train", "--preset", "debug", "--task", "toy-reach",
+                               "--env.episode_steps", "10", "--train.test_every", "0",
+                               "--logdir", str(tmp_path / "runs")], code=STUCK_UPDATE)
+    planet.wait_for(marker.exists, "first update")
+    run = _only_run(tmp_path / "runs")
+    seeded = file_state(run / checkpoint.CHECKPOINT_NAME)
+    assert checkpoint.load(run)["counters"]["updates"] == 0
+    planet.proc.send_signal(signal.SIGINT)
+    planet.wait_for(lambda: "Ctrl-C again to abort" in planet.stderr(),
+                    "message of the first Ctrl-C")
+    assert planet.proc.poll() is None  # the first one only asked the run to stop
+    started = time.monotonic()
+    planet.proc.send_signal(signal.SIGINT)
+    code = planet.wait(timeout=60)
+    assert time.monotonic() - started < 60
+    err = planet.stderr()
+    assert code == -signal.SIGINT, err[-2000:]  # Python's exit on an uncaught Ctrl-C
+    assert "KeyboardInterrupt" in err and "--resume" not in err
+    assert file_state(run / checkpoint.CHECKPOINT_NAME) == seeded
+    assert len(episode_files(run / "episodes")) == 2  # the seed episodes, stored as they ended
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
@@ -139,8 +320,6 @@ def test_resume_with_a_bad_checkpoint(tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
     config_lib.save(_debug(), run / "config.yaml")
-    assert main(["train", "--resume", str(run)]) == 1
-    assert "no checkpoint" in capsys.readouterr().err
     (run / "checkpoint.pt").write_bytes(b"garbage")
     assert main(["train", "--resume", str(run)]) == 1
     err = capsys.readouterr().err
