@@ -7,7 +7,9 @@ Checked for README.md, README.zh-CN.md and docs/*.md:
 - every `src/planet_torch/...` path and every `planet_torch.module.name` exists;
 - every `planet ...` line in a README code block parses with the real `planet` parser;
 - `make test` is what CI runs, and it runs ruff and pytest;
-- the English and Chinese texts have the same sections, commands, links and formulas.
+- the English and Chinese texts have the same sections, commands, links and formulas;
+- no inline `$...$` opens directly after punctuation (`($x$`, `，$x$`), which GitHub leaves
+  unrendered.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import ast
 import importlib
 import re
 import shlex
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -37,6 +40,11 @@ SRC_PATH = re.compile(r"src/planet_torch/[\w/]*\.py")
 MODULE_PATH = re.compile(r"\bplanet_torch(?:\.[A-Za-z_]\w*)+")
 HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$", re.MULTILINE)
 SHELL_BLOCKS = {"bash", "sh", "shell", "console", ""}
+CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`)(?:(?!\n[ \t]*\n).)+?(?<!`)\1(?!`)", re.DOTALL)
+DISPLAY_MATH = re.compile(r"\$\$.*?\$\$", re.DOTALL)
+# $...$ within a paragraph: no space just inside either `$`, escaped `\$` skipped
+INLINE_MATH = re.compile(r"(?<![\\$])\$(?![\s$])(?:\\.|[^\\$\n]|\n(?![ \t]*\n))+?"
+                         r"(?<![\s\\])\$(?!\$)")
 
 
 def _ids(paths: list[Path]) -> list[str]:
@@ -55,6 +63,30 @@ def _blocks(text: str) -> list[tuple[str, str]]:
 def _prose(text: str) -> str:
     """The text outside fenced code blocks."""
     return FENCE.sub("", text)
+
+
+def _blank(match: re.Match[str]) -> str:
+    """The match with every character but newlines replaced by a space (offsets kept)."""
+    return re.sub(r"[^\n]", " ", match.group(0))
+
+
+def _math_after_punctuation(text: str) -> list[tuple[int, str]]:
+    """(line, excerpt) of every inline `$...$` whose opening `$` directly follows
+    punctuation: an ASCII bracket or mark such as `(`, `[`, `"`, `*`, or a full-width one
+    such as `，`, `、`, `（`, `：`, `；`, `。` (any Unicode category P*).
+
+    Fenced code blocks (```math ones included), code spans and `$$` display math are skipped.
+    """
+    source = text
+    for pattern in (FENCE, CODE_SPAN, DISPLAY_MATH):
+        text = pattern.sub(_blank, text)
+    found = []
+    for match in INLINE_MATH.finditer(text):
+        start = match.start()
+        if start and unicodedata.category(text[start - 1]).startswith("P"):
+            excerpt = source[start - 1:match.end()].replace("\n", " ")
+            found.append((text.count("\n", 0, start) + 1, excerpt[:60]))
+    return found
 
 
 def _links(path: Path) -> list[tuple[str, str]]:
@@ -144,6 +176,26 @@ def test_in_page_anchors_resolve(doc: Path) -> None:
     for _, target in _links(doc):
         if target.startswith("#"):
             assert target[1:] in slugs, f"{doc.name}: no heading for {target}"
+
+
+def test_math_after_punctuation_check_skips_code_and_display_math() -> None:
+    sample = ("a ($x$) b and [$y$] c\n"
+              "`($y$` and ``($z$`` \\$5 (\\$6)\n"
+              "\n$$\n($w$\n$$\n\n"
+              "```math\n($v$\n```\n"
+              "式为 $u$，$t$ 与（$s$）\n")
+    assert [line for line, _ in _math_after_punctuation(sample)] == [1, 1, 11, 11]
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=_ids(DOCS))
+def test_inline_math_does_not_follow_punctuation(doc: Path) -> None:
+    """GitHub leaves `$...$` unrendered when the opening `$` directly follows punctuation,
+    as in `($x$` or `，$x$`. Put a space before the `$`, or rephrase."""
+    found = _math_after_punctuation(_text(doc))
+    assert not found, (
+        f"{doc.relative_to(ROOT)}: inline math right after punctuation does not render on "
+        "GitHub; put a space before the `$` or rephrase:\n"
+        + "\n".join(f"  line {line}: {excerpt}" for line, excerpt in found))
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=_ids(DOCS))
