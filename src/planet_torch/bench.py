@@ -53,7 +53,7 @@ from planet_torch.logger import read_metrics
 from planet_torch.planner import CEMPlanner
 from planet_torch.replay import Episode, Replay
 from planet_torch.rssm import LatentState
-from planet_torch.train import Trainer, new_run_dir
+from planet_torch.train import Trainer, new_run_dir, resolve_device
 from planet_torch.world_model import TorchBatch, Updater, WorldModel, make_optimizer
 
 MIB = 2**20
@@ -404,3 +404,57 @@ def report(s: BenchSettings, measurements: Sequence[Measurement], command: str,
         "results": [m.to_dict() for m in measurements],
         "peak_memory_mib": max(m.peak_memory_mib for m in measurements),
     }
+
+
+class RunEstimate(NamedTuple):
+    """What a whole training run of a config should take on this machine, from one quick
+    measurement of each costly piece."""
+
+    seconds: float
+    """Updates, planning calls and environment steps of the whole run, summed."""
+    update_s: float
+    """One update at the config's (B, L), scaled from a batch of at most ESTIMATE_CHUNKS."""
+    plan_s: float
+    """One planning call for one agent."""
+    updates: int
+    plans: int
+
+
+ESTIMATE_CHUNKS = 5
+"""Chunks timed for the estimate; an update's cost grows in proportion to B."""
+
+
+def estimate_run(cfg: Config, action_size: int, agent_steps: int, env_step_s: float = 0.0
+                 ) -> RunEstimate:
+    """Estimate a run's duration: one update of a fresh model on a small batch (scaled to B)
+    and one planning call, each timed after one warm-up call, times the run's counts; test
+    phases plan for every test episode at once, counted as one call per test episode. The
+    global random state is left as it was.
+
+    updates = (episodes - seed episodes) x C; plans = (episodes - seed) x T + test phases x
+    test episodes x T, with T agent steps per episode.
+    """
+    device = resolve_device(cfg.device)
+    t = cfg.train
+    chunks = min(t.batch_size, ESTIMATE_CHUNKS)
+    with torch.random.fork_rng(devices=[]):
+        model = WorldModel(cfg.model, action_size).to(device)
+        updater = Updater(model, make_optimizer(model, cfg.optim), cfg.objective,
+                          cfg.optim.grad_clip, cfg.precision, False)
+        batch = random_batch(chunks, t.chunk_length, action_size, device,
+                             torch.Generator().manual_seed(0))
+        generator = torch.Generator(device).manual_seed(0)
+        update_s = measure("update", "", lambda: updater(batch, generator), 1, 1,
+                           device).median * t.batch_size / chunks
+        planner = CEMPlanner(cfg.planner, -torch.ones(action_size), torch.ones(action_size),
+                             cfg.precision, False)
+        state = planning_states(model.eval(), 1, torch.Generator().manual_seed(0))
+        plan_s = measure("plan", "", lambda: planner.plan(model, state, generator=generator),
+                         1, 1, device).median
+    trained = max(t.episodes - t.seed_episodes, 0)
+    tests = t.episodes // t.test_every if t.test_every else 0
+    updates = trained * t.collect_interval
+    plans = (trained + tests * t.test_episodes) * agent_steps
+    env_steps = (t.episodes + tests * t.test_episodes) * agent_steps
+    seconds = updates * update_s + plans * plan_s + env_steps * env_step_s
+    return RunEstimate(seconds, update_s, plan_s, updates, plans)

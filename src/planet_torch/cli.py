@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import dataclasses
 import inspect
 import itertools
 import json
 import os
 import shlex
+import shutil
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,6 +41,13 @@ from planet_torch.checkpoint import CheckpointError
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (usage is in `--help`)."""
+
+    def error(self, message: str) -> Any:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _field_doc(cls: type, name: str) -> str:
@@ -61,7 +71,12 @@ def _parse_bool(text: str) -> bool:
 
 
 def _parse_optional_int(text: str) -> int | None:
-    return None if text.lower() == "none" else int(text)
+    if text.lower() == "none":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or none, got {text!r}") from None
 
 
 _PARSERS: dict[str, Callable[[str], Any]] = {
@@ -128,10 +143,21 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = config_lib.override(config_lib.PRESETS[args.preset or "paper"](),
                                   _assignments(args))
         check_config(cfg)  # an unknown task or a misfit fails here, before any folder exists
+        made = [p for p in (Path(cfg.logdir), *Path(cfg.logdir).parents) if not p.exists()]
         run_dir = new_run_dir(Path(cfg.logdir), cfg.task, cfg.seed)
     print(f"planet-torch {__version__}: {'resuming' if args.resume else 'new run'} {run_dir}")
     print(yaml.safe_dump(config_lib.to_dict(cfg), sort_keys=False), end="")
-    trainer = Trainer(cfg, run_dir, resume=args.resume is not None)
+    try:
+        trainer = Trainer(cfg, run_dir, resume=args.resume is not None)
+    except Exception:
+        if args.resume is None:  # a run that never started leaves no folder behind
+            shutil.rmtree(run_dir, ignore_errors=True)
+            for folder in made:  # the logdir and its parents that this call created
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+        raise
+    if args.resume is None and args.preset in (None, "paper") and trainer.device.type == "cpu":
+        print(_cpu_cost_line(trainer), flush=True)
     try:
         counters = trainer.run()
     except Interrupted:
@@ -145,8 +171,38 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _duration(seconds: float) -> str:
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def _cpu_cost_line(trainer: Any) -> str:
+    """One line: what the paper's run takes on this CPU, measured now, and the way out."""
+    from planet_torch.bench import estimate_run
+    from planet_torch.train import agent_steps_per_episode
+
+    cfg = trainer.cfg
+    steps = agent_steps_per_episode(cfg)
+    env = trainer.env
+    env.reset(seed=0)
+    start = time.perf_counter()
+    for _ in range(5):
+        env.step(env.action_space.sample())
+    env_step_s = (time.perf_counter() - start) / 5
+    estimate = estimate_run(cfg, trainer.model.action_size, steps, env_step_s)
+    return (f"planet train: the paper's settings on this CPU take about "
+            f"{_duration(estimate.seconds)} ({estimate.updates:,} updates at "
+            f"{estimate.update_s:.1f} s, {estimate.plans:,} planning calls at "
+            f"{estimate.plan_s:.2f} s, measured just now); --preset cpu is sized for a CPU")
+
+
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
     return value
@@ -244,6 +300,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
     else:
         output = (run_dirs[0] if len(run_dirs) == 1 else Path.cwd()) / "learning_curves.png"
     plot.figure_paths(output)  # a wrong suffix fails before the folder is touched
+    for run_dir in run_dirs:  # so does a folder that is not a run
+        plot.read_run(run_dir)
     ensure_writable(output.parent)
     _report_written(plot.learning_curves(run_dirs, output))
     return 0
@@ -329,7 +387,7 @@ def _add_command(sub: Any, name: str, func: Callable[[argparse.Namespace], int],
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of `planet` and its subcommands."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="planet", description="PlaNet: learn latent dynamics from pixels, plan with CEM.")
     parser.add_argument("--version", action="version", version=f"planet-torch {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -340,8 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     train.add_argument("--preset", choices=sorted(config_lib.PRESETS), default=None,
                        help="starting configuration: paper (the paper's settings, the "
-                            "default), debug (tiny, seconds on a CPU), toy (learns toy-reach "
-                            "in minutes)")
+                            "default; days on a CPU), cpu (cartpole-swingup sized for two CPU "
+                            "cores, about an hour), debug (tiny, seconds on a CPU), toy "
+                            "(learns toy-reach in minutes)")
     train.add_argument("--resume", metavar="RUN_DIR", default=None,
                        help="continue the run in RUN_DIR from its latest checkpoint; flags "
                             "may change the device, precision, compile, planner, optim, "

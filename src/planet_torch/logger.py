@@ -53,14 +53,17 @@ class Logger:
 
 
 def read_metrics(path: Path) -> list[dict[str, float]]:
-    """The records of a metrics.jsonl file (or a run folder's), skipping a torn last line."""
+    """The records of a metrics.jsonl file (or a run folder's), skipping a torn last line
+    and any line that is not a record of `Logger.scalars` (a JSON object with env_steps)."""
     path = Path(path)
     if path.is_dir():
         path = path / METRICS_NAME
     records = []
     for line in path.read_text().splitlines():
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError:
             continue
+        if isinstance(record, dict) and "env_steps" in record:  # not a line of `scalars`
+            records.append(record)
     return records

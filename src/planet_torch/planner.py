@@ -130,12 +130,13 @@ class CEMPlanner:
 
     precision: `fp32`, or `bf16` for autocast around the RSSM's imagined rollout.
     compile: torch.compile the rollout (with an eager fallback, see `acceleration`).
-    cuda_graphs: on CUDA, capture each call's kernels once per N and replay them.
+    cuda_graphs: on CUDA, capture each call's kernels once per N and replay them; None
+    takes `cfg.cuda_graph`.
     """
 
     def __init__(self, cfg: PlannerConfig, action_low: torch.Tensor,
                  action_high: torch.Tensor, precision: str = "fp32", compile: bool = False,
-                 cuda_graphs: bool = True) -> None:
+                 cuda_graphs: bool | None = None) -> None:
         low = torch.as_tensor(action_low, dtype=torch.float32)
         high = torch.as_tensor(action_high, dtype=torch.float32)
         if (low.dim() != 1 or low.shape != high.shape or not torch.all(low < high)
@@ -149,7 +150,7 @@ class CEMPlanner:
         self.cfg = cfg
         self.low, self.high = low, high
         self.precision = precision
-        self.cuda_graphs = cuda_graphs
+        self.cuda_graphs = cfg.cuda_graph if cuda_graphs is None else cuda_graphs
         self._bounds: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
         rollout = compile_or_none(self.rollout, "the planner rollout") if compile else None
         self._rollout = Fallback(rollout, self.rollout, "the compiled planner rollout")

@@ -14,7 +14,8 @@ A run folder holds:
 
 Every finished episode is on disk the moment it ends. A checkpoint is written every
 `checkpoint_every` episodes and when the run is stopped (Ctrl-C, SIGTERM); `--resume`
-rebuilds the replay from the episode files and continues the counters.
+rebuilds the replay from the episode files and continues the counters (an unreadable
+episode file stops it before anything is written: it would be counted but not replayed).
 
 Speed (`--precision`, `--compile`, see `acceleration`): the update and the planner's rollout
 run under the run's precision and, with `compile`, through torch.compile. While update k
@@ -30,6 +31,7 @@ import random
 import signal
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -239,9 +241,17 @@ class Trainer:
             has_checkpoint = (self.run_dir / checkpoint.CHECKPOINT_NAME).is_file()
             payload = checkpoint.load(self.run_dir) if has_checkpoint else None
             # A run stopped before its first episode ended has no episode folder yet.
-            self.replay = (Replay.load(episodes_dir, cfg.train.replay_capacity, seed=cfg.seed)
-                           if episodes_dir.is_dir() else
-                           Replay(episodes_dir, cfg.train.replay_capacity, seed=cfg.seed))
+            try:
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("error", "skipping unreadable episode file")
+                    self.replay = (
+                        Replay.load(episodes_dir, cfg.train.replay_capacity, seed=cfg.seed)
+                        if episodes_dir.is_dir() else
+                        Replay(episodes_dir, cfg.train.replay_capacity, seed=cfg.seed))
+            except UserWarning as unreadable:  # counted by its name, but not in the replay
+                reason = " ".join(str(unreadable).split()).removeprefix("skipping ").rstrip(".")
+                raise ValueError(f"cannot resume {self.run_dir}: {reason}; move that file out "
+                                 f"of {episodes_dir} to resume without it") from unreadable
             if payload is not None:
                 self._restore(payload)
             else:
