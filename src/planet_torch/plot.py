@@ -6,7 +6,8 @@ task). Runs of the same task share a panel: each run is a thin line, and with tw
 runs their mean is a thick line over the steps all of them reached, with one standard
 deviation shaded. For the paper's six tasks a dashed line marks PlaNet's score in the
 paper's Table 1 (mean test return after 1000 episodes of 1000 environment steps, i.e. at
-1e6 environment steps).
+1e6 environment steps); a dotted line marks random play, the mean return of the runs' seed
+episodes (uniformly random actions).
 
 Figures are drawn with matplotlib's object API on the Agg canvas: no pyplot, no display.
 """
@@ -53,6 +54,8 @@ class RunCurves(NamedTuple):
     task: str
     curves: dict[str, Curve]
     """Metric name (a key of CURVES) -> curve; metrics the run never logged are absent."""
+    random_returns: np.ndarray
+    """Returns of the run's seed episodes, played with uniformly random actions."""
 
 
 def read_run(run_dir: Path) -> RunCurves:
@@ -62,7 +65,7 @@ def read_run(run_dir: Path) -> RunCurves:
         if not (run_dir / name).is_file():
             raise RunFolderError(f"{run_dir} has no {name}; pass run folders made by "
                                  "`planet train`")
-    task = config_lib.load(run_dir / CONFIG_NAME).task
+    cfg = config_lib.load(run_dir / CONFIG_NAME)
     records = read_metrics(run_dir)
     curves = {}
     for metric in CURVES:
@@ -72,7 +75,9 @@ def read_run(run_dir: Path) -> RunCurves:
             curves[metric] = Curve(steps, values)
     if not curves:
         raise RunFolderError(f"{run_dir} has no returns logged yet ({', '.join(CURVES)})")
-    return RunCurves(run_dir, task, curves)
+    train = curves.get("train/return")
+    seeded = train.values[:cfg.train.seed_episodes] if train is not None else np.zeros(0)
+    return RunCurves(run_dir, cfg.task, curves, seeded)
 
 
 def mean_and_spread(curves: Sequence[Curve], points: int = 200) -> tuple[Curve, np.ndarray]:
@@ -109,6 +114,11 @@ def _draw_task(axes: Axes, task: str, runs: Sequence[RunCurves]) -> None:
     if task in PAPER_SCORES:
         axes.axhline(PAPER_SCORES[task], color="black", linestyle="--", linewidth=1,
                      label=f"PlaNet paper ({PAPER_SCORES[task]})")
+    random_returns = np.concatenate([r.random_returns for r in runs])
+    if len(random_returns):
+        axes.axhline(random_returns.mean(), color="grey", linestyle=":", linewidth=1.5,
+                     label=f"random actions ({random_returns.mean():.0f}, mean of "
+                           f"{len(random_returns)} seed episodes)")
     axes.set_title(f"{task} ({len(runs)} run{'s' if len(runs) > 1 else ''})")
     axes.set_xlabel("environment steps")
     axes.set_ylabel("return")

@@ -1,0 +1,189 @@
+"""Learning benchmark: train a preset on tasks x seeds, one run after another, and summarise.
+
+    python benchmarks/learning.py --preset cpu --tasks cartpole-swingup --seeds 0 1 2
+    python benchmarks/learning.py --preset cpu --tasks reacher-easy cup-catch --seeds 0 1 2
+
+Each (task, seed) is one ordinary `planet train` run, started as its own process, in
+`RUNS/<task>-s<seed>/`. The script resumes where it stopped: a finished run is skipped, an
+unfinished one continues with `planet train --resume` (runs resume exactly), a missing one
+starts. After every run it rewrites the results file
+`benchmarks/results/learning-<preset>-<machine>.json` (atomically), one entry per run:
+task, seed, the test curve (environment steps and mean noise-free test return of each test
+phase), the final and the best test return, the mean return of the random seed episodes,
+episodes and environment steps reached, the wall time summed over its sessions with the
+commands, commits and load averages of those sessions. Then it draws
+`learning-<preset>-<machine>.png/.svg` beside it with `planet plot`'s code: mean and spread
+over seeds, random play and the paper's score as reference lines.
+
+Extra arguments after `--` go to `planet train` for new runs (e.g. `-- --train.episodes 50`).
+The runs share the machine with nothing else only if you make it so: the wall times
+(and the target of an hour) mean something only on an otherwise idle machine, so the load
+average is recorded at the start and end of every session.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from planet_torch import checkpoint, plot
+from planet_torch import config as config_lib
+from planet_torch.logger import read_metrics
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG_NAME = "config.yaml"
+
+
+def machine_name() -> str:
+    """A short name of this machine for file names, e.g. `amd-epyc-2core`."""
+    try:
+        model = next(line.split(":", 1)[1] for line in Path("/proc/cpuinfo").read_text()
+                     .splitlines() if line.startswith("model name"))
+    except (OSError, StopIteration):
+        model = platform.processor() or platform.machine()
+    words = re.findall(r"[a-z0-9]+", model.lower().replace("(r)", "").replace("(tm)", ""))
+    return "-".join([*words[:2], f"{os.cpu_count()}core"])
+
+
+def commit() -> str:
+    """The checkout's commit, with `+dirty` when it has uncommitted changes."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                              check=False).stdout.strip()
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    return head + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def run_folder(logdir: Path) -> Path | None:
+    """The one run folder `planet train` made under `logdir`, if any."""
+    runs = sorted(p for p in logdir.glob("*") if (p / CONFIG_NAME).is_file())
+    return runs[-1] if runs else None
+
+
+def shown(path: Path) -> str:
+    """A path relative to the repository when it lies inside it, else absolute."""
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def progress(run: Path) -> tuple[int, int]:
+    """(episodes done, episode budget) of a run folder, from its checkpoint and config."""
+    budget = config_lib.load(run / CONFIG_NAME).train.episodes
+    if not (run / checkpoint.CHECKPOINT_NAME).is_file():
+        return 0, budget
+    return int(checkpoint.load(run)["counters"]["episodes"]), budget
+
+
+def summarise(run: Path, task: str, seed: int, sessions: list[dict[str, Any]]) -> dict:
+    """One results entry of a run folder."""
+    records = read_metrics(run)
+    tests = [(int(r["env_steps"]), float(r["test/return"])) for r in records
+             if "test/return" in r]
+    seed_episodes = config_lib.load(run / CONFIG_NAME).train.seed_episodes
+    random_returns = [float(r["train/return"]) for r in records if "train/return" in r]
+    episodes, budget = progress(run)
+    return {
+        "task": task, "seed": seed, "run_dir": shown(run),
+        "episodes": episodes, "episode_budget": budget, "finished": episodes >= budget,
+        "env_steps": max((int(r["env_steps"]) for r in records), default=0),
+        "test_curve": [{"env_steps": s, "return": round(v, 2)} for s, v in tests],
+        "final_test_return": round(tests[-1][1], 2) if tests else None,
+        "best_test_return": round(max(v for _, v in tests), 2) if tests else None,
+        "random_return": round(float(np.mean(random_returns[:seed_episodes])), 2)
+        if random_returns else None,
+        "wall_s": round(sum(s["wall_s"] for s in sessions), 1),
+        "sessions": sessions,
+    }
+
+
+def load_average() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
+def train_one(task: str, seed: int, preset: str, logdir: Path, extra: list[str]) -> dict:
+    """Start, continue or skip one run; return the session it ran ({} if it was finished)."""
+    run = run_folder(logdir)
+    if run is not None:
+        done, budget = progress(run)
+        if done >= budget:
+            return {}
+        command = ["planet", "train", "--resume", str(run)]
+    else:
+        command = ["planet", "train", "--preset", preset, "--task", task, "--seed", str(seed),
+                   "--logdir", str(logdir), *extra]
+    session = {"command": " ".join(command), "commit": commit(),
+               "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+               "load_average_start": load_average()}
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "planet_torch.cli", *command[1:]],
+                            check=False)
+    session["wall_s"] = round(time.perf_counter() - start, 1)
+    session["load_average_end"] = load_average()
+    session["exit_code"] = result.returncode
+    if result.returncode != 0:
+        raise SystemExit(f"learning.py: `{session['command']}` exited with "
+                         f"{result.returncode}; rerun this script to resume")
+    return session
+
+
+def write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="Arguments after -- go to planet train.")
+    parser.add_argument("--preset", default="cpu", choices=sorted(config_lib.PRESETS))
+    parser.add_argument("--tasks", nargs="+", default=["cartpole-swingup"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "learning",
+                        help="where the run folders go (default: runs/learning)")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="results JSON (default: benchmarks/results/"
+                             "learning-<preset>-<machine>.json)")
+    argv = sys.argv[1:] if argv is None else argv
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
+    output = args.output or (ROOT / "benchmarks" / "results"
+                             / f"learning-{args.preset}-{machine_name()}.json")
+    results = json.loads(output.read_text()) if output.is_file() else {}
+    entries = {(e["task"], e["seed"]): e for e in results.get("runs", [])}
+    results.update({"preset": args.preset, "machine": machine_name(),
+                    "cores": os.cpu_count(), "python": platform.python_version()})
+    for task in args.tasks:
+        for seed in args.seeds:
+            logdir = args.runs / args.preset / f"{task}-s{seed}"
+            previous = entries.get((task, seed), {}).get("sessions", [])
+            session = train_one(task, seed, args.preset, logdir, extra)
+            sessions = [*previous, session] if session else previous
+            entries[(task, seed)] = summarise(run_folder(logdir), task, seed, sessions)
+            results["runs"] = sorted(entries.values(), key=lambda e: (e["task"], e["seed"]))
+            write_json(output, results)
+            print(f"learning.py: {task} seed {seed}: final test return "
+                  f"{entries[(task, seed)]['final_test_return']}, "
+                  f"{entries[(task, seed)]['wall_s']} s", flush=True)
+    plot.learning_curves([ROOT / e["run_dir"] for e in results["runs"]], output.with_suffix(""))
+    print(f"learning.py: wrote {output} and {output.with_suffix('.png')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""benchmarks/learning.py on a tiny budget: its JSON has every field, it skips what is done
+and resumes what is not, and it draws the figure."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location("learning", ROOT / "benchmarks" /
+                                                  "learning.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_runs_writes_every_field_skips_and_resumes(tmp_path: Path) -> None:
+    learning = load_benchmark()
+    output = tmp_path / "learning-debug.json"
+    args = ["--preset", "debug", "--tasks", "toy-reach", "--seeds", "0", "--runs",
+            str(tmp_path / "runs"), "--output", str(output), "--", "--train.episodes", "4"]
+    assert learning.main(args) == 0
+    (entry,) = json.loads(output.read_text())["runs"]
+    assert {"task", "seed", "run_dir", "episodes", "episode_budget", "finished", "env_steps",
+            "test_curve", "final_test_return", "best_test_return", "random_return", "wall_s",
+            "sessions"} <= set(entry)
+    assert (entry["task"], entry["seed"], entry["episodes"], entry["finished"]) == (
+        "toy-reach", 0, 4, True)
+    assert entry["test_curve"] and entry["final_test_return"] == entry["test_curve"][-1][
+        "return"] and entry["best_test_return"] >= entry["final_test_return"]
+    (session,) = entry["sessions"]
+    assert session["command"].startswith("planet train --preset debug --task toy-reach")
+    assert session["commit"] and session["exit_code"] == 0 and entry["wall_s"] > 0
+    assert output.with_suffix(".png").is_file() and output.with_suffix(".svg").is_file()
+
+    run = ROOT / entry["run_dir"]
+    assert learning.main(args) == 0  # finished: skipped, no new session
+    assert len(json.loads(output.read_text())["runs"][0]["sessions"]) == 1
+
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["train"]["episodes"] = 5  # as if stopped at 4 of 5 episodes
+    (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    assert learning.main(args) == 0
+    (entry,) = json.loads(output.read_text())["runs"]
+    assert entry["episodes"] == 5 and len(entry["sessions"]) == 2
+    assert entry["sessions"][1]["command"] == f"planet train --resume {run}"
