@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 import gymnasium
 import numpy as np
 import pytest
+import torch
 
 
 @pytest.fixture
@@ -80,3 +81,13 @@ def early_end_task() -> Iterator[str]:
         yield f"gym:{env_id}"
     finally:
         del gymnasium.registry[env_id]
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One torch intra-op thread: as fast at tiny sizes, and steady when other processes
+    share the two cores (with two threads such tests slow down about ten times)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

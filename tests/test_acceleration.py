@@ -31,19 +31,12 @@ from planet_torch.rssm import LatentState
 from planet_torch.train import BatchLoader, to_device
 from planet_torch.world_model import ModelInputs, TorchBatch, Updater, WorldModel, make_optimizer
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 DEBUG = config_lib.PRESETS["debug"]()
 B, L, A = 1, 2, 1
 """Batch of the compiled tests, and cartpole-swingup's action size: the end-to-end run's."""
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: as fast at these sizes, and robust when other jobs load the CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def fallback_warnings(records: list[warnings.WarningMessage]) -> list[str]:

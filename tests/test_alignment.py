@@ -18,7 +18,7 @@ other known bugs and runs these tests against them.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,8 @@ from planet_torch.rssm import LatentState
 from planet_torch.train import to_device
 from planet_torch.world_model import ModelInputs, TorchBatch, WorldModel
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 A = 2
 """Action size of `CountingEnv`."""
 SCALE = 100.0
@@ -48,15 +50,6 @@ MODEL = ModelConfig(depth=4, belief_size=16, state_size=4, hidden_size=16, rewar
 PLAN = PlannerConfig(horizon=3, iterations=2, candidates=16, elites=4)
 OBJECTIVE = ObjectiveConfig()
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """One intra-op thread: as fast at these sizes, and robust when other jobs load the CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 class CountingEnv(PixelEnv):

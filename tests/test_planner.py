@@ -8,6 +8,7 @@ a real (small, randomly initialised) WorldModel.
 """
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -357,8 +358,12 @@ def test_noise_of_wrong_shape_raises(which, wrong):
         planner.plan(model, state, noise._replace(**{which: bad}))
 
 
-@pytest.mark.parametrize("changes", [{"elites": 20, "candidates": 10}, {"elites": 0},
-                                     {"horizon": 0}, {"iterations": 0}])
-def test_impossible_planner_settings_raise(changes):
-    with pytest.raises(ValueError, match="elites <= candidates"):
-        CEMPlanner(PlannerConfig(**changes), torch.tensor([-1.0]), torch.tensor([1.0]))
+@pytest.mark.parametrize(("changes", "says"), [
+    ({"elites": 20, "candidates": 10}, "planner.elites must be in 1..planner.candidates (10)"),
+    ({"elites": 0}, "planner.elites must be in 1..planner.candidates (1000), got 0"),
+    ({"horizon": 0}, "planner.horizon must be an integer >= 1"),
+    ({"iterations": 0}, "planner.iterations must be an integer >= 1")])
+def test_impossible_planner_settings_raise(changes, says):
+    """The planner's config refuses them when it is made, so no planner can hold them."""
+    with pytest.raises(ValueError, match=re.escape(says)):
+        PlannerConfig(**changes)

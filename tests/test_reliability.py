@@ -23,14 +23,10 @@ when the run ends (4th).
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import signal
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -38,6 +34,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from processes import Planet, only_run
 from tqdm import tqdm
 
 from planet_torch import checkpoint
@@ -45,8 +42,7 @@ from planet_torch.cli import main
 from planet_torch.replay import Replay, episode_files
 from planet_torch.world_model import Updater
 
-TIMEOUT = 180
-"""Seconds a test waits for a marker of a subprocess or for its exit (the machine is shared)."""
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 BUDGET = 4
 """Episodes of every run here (the debug preset's own budget, given explicitly)."""
@@ -147,67 +143,6 @@ TQDM_BAR = re.compile(r"\|\s*\d+/\d+ \[")
 """A progress bar line of tqdm (`desc: 50%|#####     | 2/4 [00:01<00:01, ...]`)."""
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """One intra-op thread: with two, other processes on the two cores slow torch ~10x."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-class Planet:
-    """A real `planet` process; stdout and stderr go to files (an unread pipe can stall it)."""
-
-    def __init__(self, folder: Path, argv: list[str], marker: Path | None = None,
-                 moment: str | None = None) -> None:
-        """`python -m planet_torch.cli ARGV`, or with a moment `python -c WRAPPER`."""
-        folder.mkdir(parents=True, exist_ok=True)
-        self.stderr_path = folder / "stderr.txt"
-        start = (["-m", "planet_torch.cli"] if moment is None
-                 else ["-c", WRAPPER, str(marker), moment])
-        with (folder / "stdout.txt").open("w") as out, self.stderr_path.open("w") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, *start, *argv], stdout=out, stderr=err,
-                env={**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"})
-
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(errors="replace")
-
-    def wait_for(self, condition: Callable[[], bool], what: str) -> None:
-        """Poll until condition() holds; fail naming `what` if the process ends first or
-        TIMEOUT passes (then kill it)."""
-        deadline = time.monotonic() + TIMEOUT
-        while not condition():
-            if self.proc.poll() is not None:
-                pytest.fail(f"planet exited with {self.proc.returncode} before {what}:\n"
-                            f"{self.stderr()[-3000:]}")
-            if time.monotonic() > deadline:
-                self.kill()
-                pytest.fail(f"no {what} after {TIMEOUT} s:\n{self.stderr()[-3000:]}")
-            time.sleep(0.05)
-
-    def wait(self) -> int:
-        """The exit code; fail (and kill the process) if it has not ended within TIMEOUT."""
-        try:
-            return self.proc.wait(timeout=TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            pytest.fail(f"planet did not exit within {TIMEOUT} s:\n{self.stderr()[-3000:]}")
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def only_run(logdir: Path) -> Path:
-    """The one run folder under logdir."""
-    runs = [p for p in logdir.iterdir() if p.is_dir()] if logdir.is_dir() else []
-    assert len(runs) == 1, runs
-    return runs[0]
-
-
 def episode_bytes(run: Path) -> dict[str, bytes]:
     """Every episode file of a run, oldest first: name -> its bytes."""
     return {path.name: path.read_bytes() for path in episode_files(run / "episodes")}
@@ -299,8 +234,9 @@ def test_a_hard_kill_at_any_moment_resumes_to_the_budget_losing_no_episode(
         tmp_path: Path, kill: Kill) -> None:
     """SIGKILL (no handler runs) at `kill.moment`, then `planet train --resume`."""
     marker = tmp_path / "marker"
-    planet = Planet(tmp_path / "io", [*TRAIN, "--logdir", str(tmp_path / "runs")], marker,
-                    kill.moment)
+    planet = Planet(tmp_path / "io",
+                    [str(marker), kill.moment, *TRAIN, "--logdir", str(tmp_path / "runs")],
+                    WRAPPER)
     planet.wait_for(marker.exists, f"marker of {kill.moment}")
     planet.proc.send_signal(signal.SIGKILL)
     assert planet.wait() == -signal.SIGKILL
@@ -735,8 +671,10 @@ def test_bad_input_in_a_real_process_prints_one_line_besides_the_progress_bar(
         bad.setup(run, tmp_path)
     argv = [arg.format(run=run, tmp=tmp_path, file=tmp_path / "a_file") for arg in bad.argv]
     before = snapshot(run)
-    moment = "nan-loss" if bad.patch is not None else None
-    planet = Planet(tmp_path / "io", argv, tmp_path / "marker", moment)
+    if bad.patch is not None:  # through the wrapper, which poisons the loss
+        planet = Planet(tmp_path / "io", [str(tmp_path / "marker"), "nan-loss", *argv], WRAPPER)
+    else:
+        planet = Planet(tmp_path / "io", argv)
     assert planet.wait() == bad.code
     err = planet.stderr()
     lines = [line for line in err.splitlines() if line.strip() and not TQDM_BAR.search(line)]

@@ -12,7 +12,6 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -304,15 +303,6 @@ def test_bad_input_ends_with_one_line_and_nonzero_exit(
     lines = [line for line in err.splitlines() if "step/s" not in line]  # progress bars
     assert len(lines) == 1, err
     assert lines[0].startswith(f"planet {argv[0]}: error:") and expected in lines[0], err
-
-
-@pytest.fixture
-def one_thread() -> Iterator[None]:
-    """One intra-op thread: with two, other processes on the two cores slow torch ~10x."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.slow

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from processes import Planet, only_run
 
 from planet_torch import checkpoint
 from planet_torch import config as config_lib
@@ -22,78 +19,16 @@ from planet_torch.replay import Replay, episode_files, parse_episode_name
 from planet_torch.train import Trainer, TrainingDiverged, new_run_dir
 from planet_torch.world_model import Updater
 
-SIGNAL_TIMEOUT = 180
-"""Seconds a subprocess test waits for a marker (episodes on disk, a message) or an exit."""
-
-
-def _only_run(logdir: Path) -> Path:
-    runs = [p for p in logdir.iterdir() if p.is_dir()]
-    assert len(runs) == 1, runs
-    return runs[0]
-
 
 def _debug(**changes):
     return config_lib.override(config_lib.PRESETS["debug"](), changes)
-
-
-@pytest.fixture
-def one_thread() -> Iterator[None]:
-    """One intra-op thread: with two, other processes on the two cores slow torch ~10x."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-class Planet:
-    """`planet train` in a subprocess, its stdout and stderr in files (a pipe nobody reads
-    can fill up and stall it)."""
-
-    def __init__(self, folder: Path, argv: list[str], code: str | None = None) -> None:
-        """Run `planet_torch.cli` with argv, or `python -c code` with argv after it."""
-        self.stderr_path = folder / "stderr.txt"
-        start = ["-m", "planet_torch.cli"] if code is None else ["-c", code]
-        with (folder / "stdout.txt").open("w") as out, self.stderr_path.open("w") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, *start, *argv], stdout=out, stderr=err,
-                env={**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"})
-
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(errors="replace")
-
-    def wait_for(self, condition: Callable[[], bool], what: str,
-                 timeout: float = SIGNAL_TIMEOUT) -> None:
-        """Poll until condition() holds; fail, naming `what`, if the process ends first or
-        the time is up (and then kill it)."""
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if self.proc.poll() is not None:
-                pytest.fail(f"planet exited with {self.proc.returncode} before {what}:\n"
-                            f"{self.stderr()[-2000:]}")
-            if time.monotonic() > deadline:
-                self.kill()
-                pytest.fail(f"no {what} after {timeout} s:\n{self.stderr()[-2000:]}")
-            time.sleep(0.1)
-
-    def wait(self, timeout: float = SIGNAL_TIMEOUT) -> int:
-        """The exit code; fail (and kill the process) if it has not ended in time."""
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            pytest.fail(f"planet did not exit within {timeout} s:\n{self.stderr()[-2000:]}")
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
 
 
 def test_debug_run_writes_everything(tmp_path):
     code = main(["train", "--preset", "debug", "--task", "cartpole-swingup",
                  "--logdir", str(tmp_path), "--train.episodes", "4"])
     assert code == 0
-    run = _only_run(tmp_path)
+    run = only_run(tmp_path)
     assert config_lib.load(run / "config.yaml").train.episodes == 4
     assert len(episode_files(run / "episodes")) == 4
     assert list(run.glob("events.out.tfevents.*"))
@@ -140,7 +75,7 @@ def test_cli_env_steps_budget_and_none_on_resume(tmp_path: Path, one_thread: Non
     flags = ["--preset", "debug", "--task", "toy-reach", "--env.episode_steps", "10",
              "--train.test_every", "0", "--train.episodes", "5"]
     assert main(["train", *flags, "--train.env_steps", "25", "--logdir", str(tmp_path)]) == 0
-    run = _only_run(tmp_path)
+    run = only_run(tmp_path)
     assert config_lib.load(run / "config.yaml").train.env_steps == 25
     assert checkpoint.load(run)["counters"]["episodes"] == 3
     assert main(["train", "--resume", str(run), "--train.env_steps", "none"]) == 0
@@ -219,7 +154,7 @@ def test_a_stop_signal_writes_a_checkpoint_and_resume_continues(
     planet.wait_for(four_episodes, "4 episode files")
     planet.proc.send_signal(signum)
     assert planet.wait() == 130, planet.stderr()[-2000:]
-    run = _only_run(runs)
+    run = only_run(runs)
     stopped = checkpoint.load(run)["counters"]
     on_disk = len(episode_files(run / "episodes"))
     assert stopped["episodes"] >= 4 and on_disk == stopped["episodes"]
@@ -264,7 +199,7 @@ def test_a_second_ctrl_c_aborts_at_once(tmp_path: Path) -> None:
                                "--env.episode_steps", "10", "--train.test_every", "0",
                                "--logdir", str(tmp_path / "runs")], code=STUCK_UPDATE)
     planet.wait_for(marker.exists, "first update")
-    run = _only_run(tmp_path / "runs")
+    run = only_run(tmp_path / "runs")
     seeded = file_state(run / checkpoint.CHECKPOINT_NAME)
     assert checkpoint.load(run)["counters"]["updates"] == 0
     planet.proc.send_signal(signal.SIGINT)
@@ -332,7 +267,7 @@ def finished_run(tmp_path_factory) -> Path:
     logdir = tmp_path_factory.mktemp("finished")
     assert main(["train", "--preset", "debug", "--task", "toy-reach", "--logdir", str(logdir),
                  "--train.episodes", "3", "--train.test_every", "0"]) == 0
-    return _only_run(logdir)
+    return only_run(logdir)
 
 
 @pytest.fixture

@@ -143,9 +143,6 @@ class CEMPlanner:
                 or not torch.all(torch.isfinite(low) & torch.isfinite(high))):
             raise ValueError(f"action bounds must be finite, 1-D, with low < high; got {low} "
                              f"and {high} (CEM starts from their centre and half-width)")
-        if not 0 < cfg.elites <= cfg.candidates or cfg.horizon < 1 or cfg.iterations < 1:
-            raise ValueError(f"planner needs 1 <= elites <= candidates and horizon, iterations "
-                             f">= 1; got {cfg}")
         check_precision(precision)
         self.cfg = cfg
         self.low, self.high = low, high
