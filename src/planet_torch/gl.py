@@ -49,8 +49,10 @@ def preload_triton() -> str:
     """
     if "triton._C.libtriton" in sys.modules:
         return "loaded"
-    if sys.modules.get("triton", ...) is None or importlib.util.find_spec("triton") is None:
-        return "absent" if "triton" not in sys.modules else "hidden"
+    if "triton" in sys.modules and sys.modules["triton"] is None:
+        return "hidden"
+    if importlib.util.find_spec("triton") is None:
+        return "absent"
     if system_llvm_loaded():
         sys.modules["triton"] = None  # `import triton` now raises ImportError, as if absent
         warnings.warn("a GL context was created before planet_torch was imported, so triton "

@@ -299,9 +299,8 @@ class Trainer:
                 f"the checkpoint in {self.run_dir} does not fit its {CONFIG_NAME}: "
                 f"{detail}") from error
         self.optimizer.load_state_dict(payload["optimizer"])
-        fused = make_optimizer(self.model, self.cfg.optim).defaults["fused"]
         for group in self.optimizer.param_groups:  # fused Adam is this device's choice
-            group["fused"] = fused
+            group["fused"] = self.optimizer.defaults["fused"]
         self.counters = Counters(**payload["counters"])
         rng = payload["rng"]
         torch.set_rng_state(rng["torch"])
