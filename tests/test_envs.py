@@ -287,20 +287,20 @@ def test_cheetah_model_loads_without_the_total_mass_notice(
     absl = logging.getLogger("absl")
     try:
         with monkeypatch.context() as patch:
-            absl.removeFilter(envs._TOTAL_MASS_NOTICE)
-            # make_env adds envs._TOTAL_MASS_NOTICE to absl's filters: a pass-all one here
-            patch.setattr(envs, "_TOTAL_MASS_NOTICE", logging.Filter())
+            absl.removeFilter(envs.dm_control._TOTAL_MASS_NOTICE)
+            # make_env adds dm_control._TOTAL_MASS_NOTICE to absl's filters: a pass-all one here
+            patch.setattr(envs.dm_control, "_TOTAL_MASS_NOTICE", logging.Filter())
             unfiltered = total_mass_notices(caplog)
-            absl.removeFilter(envs._TOTAL_MASS_NOTICE)
+            absl.removeFilter(envs.dm_control._TOTAL_MASS_NOTICE)
         assert len(unfiltered) == 1, unfiltered
         assert "deprecated" in unfiltered[0]
         assert total_mass_notices(caplog) == []
-        assert envs._TOTAL_MASS_NOTICE in absl.filters
+        assert envs.dm_control._TOTAL_MASS_NOTICE in absl.filters
         with caplog.at_level(logging.WARNING):
             absl.warning("another warning")
         assert "another warning" in [record.getMessage() for record in caplog.records]
     finally:
-        absl.addFilter(envs._TOTAL_MASS_NOTICE)  # as the rest of the session expects
+        absl.addFilter(envs.dm_control._TOTAL_MASS_NOTICE)  # as the rest of the session expects
 
 
 class EndingDMControlStep:
