@@ -10,11 +10,12 @@
 
 For every variant the first call is timed on its own (it includes compiling or graph
 capture), then `--warmup` untimed calls, then the median of `--repeats` timed calls, the
-device synchronised around each. Each variant also reports how far its result is from the
-eager fp32 one on the same inputs: |loss - loss_fp32| of the first update (same model
-initialisation, batch and draws), max |action - action_fp32| of a planning call with the same
-`CEMNoise`. Inductor's cache is a fresh temporary folder unless TORCHINDUCTOR_CACHE_DIR is
-set, so first calls show cold compile times.
+device synchronised around each (all timed by `planet_torch.bench.measure`). Each variant
+also reports how far its result is from the eager fp32 one on the same inputs:
+|loss - loss_fp32| of the first update (same model initialisation, batch and draws),
+max |action - action_fp32| of a planning call with the same `CEMNoise`. Inductor's cache
+is a fresh temporary folder unless TORCHINDUCTOR_CACHE_DIR is set, so first calls show cold
+compile times.
 
     .venv/bin/python benchmarks/acceleration.py update plan --device cpu --repeats 3
     .venv/bin/python benchmarks/acceleration.py episode --device cuda --task cheetah-run
@@ -29,49 +30,40 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import statistics
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from planet_torch import bench
 from planet_torch import config as config_lib
 from planet_torch.acceleration import configure_backends
-from planet_torch.bench import (
-    planning_states,
-    random_batch,
-    synchronize,
-    training_episode_times,
-)
 from planet_torch.config import Config
 from planet_torch.planner import CEMPlanner
-from planet_torch.world_model import Updater, WorldModel, make_optimizer
 
 ACTION_SIZE = 6
 """A of the timed model (cheetah-run and walker-walk have 6 action dimensions)."""
 
 
-def timed(fn: Callable[[], Any], device: torch.device) -> tuple[float, Any]:
-    """Seconds of one call, device work included, and its result."""
-    synchronize(device)
-    start = time.perf_counter()
-    result = fn()
-    synchronize(device)
-    return time.perf_counter() - start, result
-
-
 def measure(fn: Callable[[], Any], device: torch.device, warmup: int, repeats: int
-            ) -> tuple[float, float, Any]:
-    """(first call seconds, median seconds of the timed calls, first call's result)."""
-    first, result = timed(fn, device)
-    for _ in range(warmup):
-        fn()
-    times = [timed(fn, device)[0] for _ in range(repeats)]
-    return first, statistics.median(times), result
+            ) -> tuple[bench.Measurement, Any]:
+    """`bench.measure` of fn, and the result of its first call."""
+    first: list[Any] = []
+
+    def keep_first(call: bench.Call) -> None:
+        if call.index == 0:
+            first.append(call.result)
+
+    return bench.measure("", "", fn, repeats, warmup, device, on_call=keep_first), first[0]
+
+
+def settings(cfg: Config, device: torch.device, precision: str, compile_: bool
+             ) -> bench.BenchSettings:
+    """The preset's model and planner sizes at one precision and compile setting."""
+    return bench.BenchSettings(device, model=cfg.model, planner=cfg.planner,
+                               action_size=ACTION_SIZE, precision=precision, compile=compile_)
 
 
 def variants(device: torch.device, precisions: list[str], compiles: list[bool],
@@ -87,21 +79,20 @@ def bench_update(args: argparse.Namespace, cfg: Config, device: torch.device
                  ) -> list[dict[str, Any]]:
     """Time `Updater` calls at (B, L) for every precision and compile setting."""
     B, L = cfg.train.batch_size, cfg.train.chunk_length
-    batch = random_batch(B, L, ACTION_SIZE, device, torch.Generator().manual_seed(0))
+    batch = bench.random_batch(B, L, ACTION_SIZE, device, torch.Generator().manual_seed(0))
     rows, reference = [], None
     for precision, compile_, _ in variants(device, args.precisions, args.compiles, False):
-        torch.manual_seed(0)
-        model = WorldModel(cfg.model, ACTION_SIZE).to(device)
-        updater = Updater(model, make_optimizer(model, cfg.optim), cfg.objective,
-                          cfg.optim.grad_clip, precision, compile_)
+        updater = bench.make_updater(settings(cfg, device, precision, compile_), seed=0)
         generator = torch.Generator(device).manual_seed(0)
-        first, median, metrics = measure(lambda u=updater, gen=generator: u(batch, gen),
-                                         device, args.warmup, args.repeats)
+        # The first call (compiling) is bench.measure's first warm-up call, timed apart.
+        m, metrics = measure(lambda u=updater, gen=generator: u(batch, gen), device,
+                             args.warmup + 1, args.repeats)
         loss = metrics["model/loss"].item()
         reference = loss if reference is None else reference
         rows.append({"bench": "update", "size": f"B={B} L={L}", "precision": precision,
-                     "compile": compile_, "cuda_graph": False, "first_s": first,
-                     "median_s": median, "compiled_after": updater.compiled,
+                     "compile": compile_, "cuda_graph": False,
+                     "first_s": m.warmup_seconds[0], "median_s": m.median,
+                     "compiled_after": updater.compiled,
                      "deviation": abs(loss - reference), "deviation_of": "loss (nats)"})
         print(row_text(rows[-1]), flush=True)
     return rows
@@ -110,13 +101,12 @@ def bench_update(args: argparse.Namespace, cfg: Config, device: torch.device
 def bench_plan(args: argparse.Namespace, cfg: Config, device: torch.device
                ) -> list[dict[str, Any]]:
     """Time `CEMPlanner.plan` for each N, precision, compile and graph setting."""
-    torch.manual_seed(0)
-    model = WorldModel(cfg.model, ACTION_SIZE).to(device).eval()
+    model = bench.make_model(settings(cfg, device, "fp32", False), seed=0).eval()
     bounds = -torch.ones(ACTION_SIZE), torch.ones(ACTION_SIZE)
     c = cfg.planner
     rows = []
     for agents in args.agents:
-        state = planning_states(model, agents, torch.Generator().manual_seed(1))
+        state = bench.planning_states(model, agents, torch.Generator().manual_seed(1))
         probe = CEMPlanner(c, *bounds)
         noise = probe.draw_noise(agents, cfg.model.state_size, device,
                                  torch.Generator(device).manual_seed(2))
@@ -124,15 +114,14 @@ def bench_plan(args: argparse.Namespace, cfg: Config, device: torch.device
         for precision, compile_, graph in variants(device, args.precisions, args.compiles,
                                                    True):
             planner = CEMPlanner(c, *bounds, precision, compile_, cuda_graphs=graph)
-            first, median, action = measure(
-                lambda p=planner, s=state, n=noise: p.plan(model, s, n), device, args.warmup,
-                args.repeats)
+            m, action = measure(lambda p=planner, s=state, n=noise: p.plan(model, s, n),
+                                device, args.warmup + 1, args.repeats)
             reference = action if reference is None else reference
             rows.append({"bench": "plan",
                          "size": f"N={agents} H={c.horizon} I={c.iterations} "
                                  f"J={c.candidates} K={c.elites}",
                          "precision": precision, "compile": compile_, "cuda_graph": graph,
-                         "first_s": first, "median_s": median,
+                         "first_s": m.warmup_seconds[0], "median_s": m.median,
                          "compiled_after": planner.compiled,
                          "deviation": (action - reference).abs().max().item(),
                          "deviation_of": "action (max abs)"})
@@ -149,12 +138,11 @@ def bench_episode(args: argparse.Namespace, cfg: Config, device: torch.device
             "task": args.task, "device": str(device), "precision": precision,
             "compile": compile_, "train.seed_episodes": 1, "train.episodes": 3,
             "train.test_every": 0, "train.checkpoint_every": 1000})
-        started = time.perf_counter()
-        last = training_episode_times(run_cfg)[-1]
+        m, last = measure(lambda c=run_cfg: bench.training_episode_times(c)[-1], device, 0, 1)
         rows.append({"bench": "episode",
                      "size": f"{args.task} C={run_cfg.train.collect_interval}",
                      "precision": precision, "compile": compile_, "cuda_graph":
-                     device.type == "cuda", "first_s": time.perf_counter() - started,
+                     device.type == "cuda", "first_s": m.seconds[0],
                      "median_s": sum(last), "updates_s": last.updates,
                      "collect_s": last.collect})
         print(row_text(rows[-1]), flush=True)
@@ -200,9 +188,9 @@ def main() -> None:
     if args.sync_debug and device.type == "cuda":
         torch.cuda.set_sync_debug_mode("warn")
     cfg = config_lib.PRESETS[args.preset]()
-    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} threads, device {device}"
-          + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))
+    info = bench.machine(device)
+    print(f"torch {info['torch']}, {info['cpu']}, {info['torch_threads']} threads, device "
+          f"{device}" + (f" ({info['gpu']})" if "gpu" in info else ""))
     print("| bench | size | precision | compile | CUDA graph | first call s | median s "
           "| deviation from eager fp32 |\n|---|---|---|---|---|---|---|---|")
     benches = {"update": bench_update, "plan": bench_plan, "episode": bench_episode}

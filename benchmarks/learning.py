@@ -39,10 +39,10 @@ import numpy as np
 
 from planet_torch import checkpoint, plot
 from planet_torch import config as config_lib
-from planet_torch.logger import read_metrics
+from planet_torch.bench import load_average
+from planet_torch.runs import CHECKPOINT_NAME, CONFIG_NAME, load_config, read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG_NAME = "config.yaml"
 
 
 def machine_name() -> str:
@@ -79,8 +79,8 @@ def shown(path: Path) -> str:
 
 def progress(run: Path) -> tuple[int, int]:
     """(episodes done, episode budget) of a run folder, from its checkpoint and config."""
-    budget = config_lib.load(run / CONFIG_NAME).train.episodes
-    if not (run / checkpoint.CHECKPOINT_NAME).is_file():
+    budget = load_config(run).train.episodes
+    if not (run / CHECKPOINT_NAME).is_file():
         return 0, budget
     return int(checkpoint.load(run)["counters"]["episodes"]), budget
 
@@ -90,7 +90,7 @@ def summarise(run: Path, task: str, seed: int, sessions: list[dict[str, Any]]) -
     records = read_metrics(run)
     tests = [(int(r["env_steps"]), float(r["test/return"])) for r in records
              if "test/return" in r]
-    seed_episodes = config_lib.load(run / CONFIG_NAME).train.seed_episodes
+    seed_episodes = load_config(run).train.seed_episodes
     random_returns = [float(r["train/return"]) for r in records if "train/return" in r]
     episodes, budget = progress(run)
     return {
@@ -107,11 +107,10 @@ def summarise(run: Path, task: str, seed: int, sessions: list[dict[str, Any]]) -
     }
 
 
-def load_average() -> float | None:
-    try:
-        return round(os.getloadavg()[0], 2)
-    except OSError:
-        return None
+def _load() -> float | None:
+    """The 1-minute load average, rounded for the results file."""
+    load = load_average()
+    return None if load is None else round(load, 2)
 
 
 def train_one(task: str, seed: int, preset: str, logdir: Path, extra: list[str]) -> dict:
@@ -127,12 +126,12 @@ def train_one(task: str, seed: int, preset: str, logdir: Path, extra: list[str])
                    "--logdir", str(logdir), *extra]
     session = {"command": " ".join(command), "commit": commit(),
                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-               "load_average_start": load_average()}
+               "load_average_start": _load()}
     start = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "planet_torch.cli", *command[1:]],
                             check=False)
     session["wall_s"] = round(time.perf_counter() - start, 1)
-    session["load_average_end"] = load_average()
+    session["load_average_end"] = _load()
     session["exit_code"] = result.returncode
     if result.returncode != 0:
         raise SystemExit(f"learning.py: `{session['command']}` exited with "

@@ -29,12 +29,12 @@ import numpy as np
 import torch
 
 from planet_torch import config as config_lib
-from planet_torch.acceleration import PRECISIONS
+from planet_torch.config import PRECISIONS
 from planet_torch.envs import make_env
 from planet_torch.evaluate import episode_return, run_episodes
-from planet_torch.logger import read_metrics
 from planet_torch.planner import CEMPlanner
-from planet_torch.train import Trainer, new_run_dir
+from planet_torch.runs import new_run_dir, read_metrics
+from planet_torch.train import Trainer
 
 TEST_SEEDS = range(500, 510)
 """The test starts every run plays, as in tests/test_learning.py."""

@@ -12,22 +12,12 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
-import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from planet_torch.replay import Episode, Replay
-
-
-def make_episode(rng: np.random.Generator, steps: int, size: int, action_size: int) -> Episode:
-    """A random episode of `steps` agent steps (steps + 1 rows) with a zero reset row."""
-    obs = rng.integers(0, 256, (steps + 1, size, size, 3), dtype=np.uint8)
-    action = rng.uniform(-1, 1, (steps + 1, action_size)).astype(np.float32)
-    reward = rng.uniform(0, 1, steps + 1).astype(np.float32)
-    action[0] = 0
-    reward[0] = 0
-    return Episode(obs, action, reward)
+from planet_torch import bench
 
 
 def main() -> None:
@@ -45,32 +35,23 @@ def main() -> None:
                         help="file to append the result line to")
     args = parser.parse_args()
 
-    rng = np.random.default_rng(args.seed)
-    replay = Replay(capacity=args.episodes * args.steps, seed=args.seed)
-    for _ in range(args.episodes):
-        replay.add(make_episode(rng, args.steps, args.size, args.action_size))
-    for _ in range(args.warmup):
-        replay.sample(args.batch, args.length)
-    times_ms = []
-    for _ in range(args.repeats):
-        start = time.perf_counter()
-        replay.sample(args.batch, args.length)
-        times_ms.append((time.perf_counter() - start) * 1e3)
-
+    replay = bench.random_replay(args.episodes, args.steps, args.action_size, args.seed,
+                                 args.size)
+    m = bench.measure("replay_sample", f"B={args.batch} L={args.length}",
+                      lambda: replay.sample(args.batch, args.length), args.repeats,
+                      args.warmup, torch.device("cpu"))
+    times_ms = [seconds * 1e3 for seconds in m.seconds]
     median, mean = statistics.median(times_ms), statistics.mean(times_ms)
     print(f"replay: {replay.num_episodes} episodes, {replay.num_steps} steps, "
           f"{replay.nbytes / 2**20:.0f} MiB, {replay.nbytes / replay.num_steps:.0f} bytes/step")
     print(f"sample(B={args.batch}, L={args.length}) over {args.repeats} repeats: "
           f"median {median:.2f} ms, mean {mean:.2f} ms, min {min(times_ms):.2f} ms, "
           f"max {max(times_ms):.2f} ms")
-    line = (f"RESULT replay_sample B={args.batch} L={args.length} episodes={args.episodes} "
-            f"steps={args.steps} frame={args.size}x{args.size}x3 repeats={args.repeats} "
-            f"median_ms={median:.2f} mean_ms={mean:.2f} numpy={np.__version__} "
-            f"python={platform.python_version()}")
-    print(line)
-    if args.output is not None:
-        with args.output.open("a") as file:
-            file.write(line + "\n")
+    bench.print_results([bench.result_line(
+        "replay_sample", B=args.batch, L=args.length, episodes=args.episodes,
+        steps=args.steps, frame=f"{args.size}x{args.size}x3", repeats=args.repeats,
+        median_ms=f"{median:.2f}", mean_ms=f"{mean:.2f}", numpy=np.__version__,
+        python=platform.python_version())], args.output)
 
 
 if __name__ == "__main__":

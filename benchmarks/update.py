@@ -1,6 +1,7 @@
 """Time one full world-model update at the paper's batch size.
 
-One update is `planet_torch.world_model.update`: preprocess, encode all B * L images in one
+One update is one call of `planet_torch.world_model.Updater`, as training makes it (through
+`planet_torch.bench.bench_update`, eager): preprocess, encode all B * L images in one
 call, filter with the RSSM over L steps, decode, reward model, negative ELBO, backward,
 gradient clipping at 1000, Adam step. The batch is random uint8 frames (the content does not
 change the work) with the paper's B = 50 chunks of L = 50 steps and A = 6 action dimensions
@@ -20,20 +21,15 @@ to a file.
 from __future__ import annotations
 
 import argparse
-import os
 import platform
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
 
+from planet_torch import bench
 from planet_torch.acceleration import PRECISIONS
-from planet_torch.bench import peak_memory_mib, random_batch, synchronize
-from planet_torch.config import ModelConfig, ObjectiveConfig, OptimConfig
-from planet_torch.world_model import WorldModel, make_optimizer, update
 
 
 def run(args: argparse.Namespace) -> str:
@@ -41,42 +37,30 @@ def run(args: argparse.Namespace) -> str:
     device = torch.device(args.device)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    generator = torch.Generator().manual_seed(args.seed)
-    model = WorldModel(ModelConfig(), args.action_size).to(device)
-    optimizer = make_optimizer(model, OptimConfig())
-    objective, grad_clip = ObjectiveConfig(), OptimConfig().grad_clip
-    batch = random_batch(args.batch, args.length, args.action_size, device, generator)
-    noise = torch.Generator(device).manual_seed(args.seed)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    s = bench.BenchSettings(device, repeats=args.repeats, warmup=args.warmup,
+                            action_size=args.action_size, precision=args.precision)
+    calls = args.warmup + args.repeats
 
-    times, cpu_times = [], []
-    for i in range(args.warmup + args.repeats):
-        synchronize(device)
-        start, cpu_start = time.perf_counter(), time.process_time()
-        metrics = update(model, optimizer, batch, objective, grad_clip, args.precision, noise)
-        synchronize(device)
-        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-        if i >= args.warmup:
-            times.append(elapsed)
-            cpu_times.append(cpu)
-        print(f"  {args.precision} update {i + 1}/{args.warmup + args.repeats}"
-              f"{' (warm-up)' if i < args.warmup else ''}: {elapsed:.3f} s "
-              f"({cpu:.1f} s CPU), loss {metrics['model/loss'].item():.1f}", flush=True)
+    def progress(c: bench.Call) -> None:
+        print(f"  {args.precision} update {c.index + 1}/{calls}"
+              f"{' (warm-up)' if c.warmup else ''}: {c.seconds:.3f} s "
+              f"({c.cpu_seconds:.1f} s CPU), loss {c.result['model/loss'].item():.1f}",
+              flush=True)
 
-    median, cpu_median = statistics.median(times), statistics.median(cpu_times)
-    memory = peak_memory_mib(device)
-    print(f"{args.precision} on {device}: median {median:.3f} s/update over {args.repeats} "
-          f"(min {min(times):.3f}, max {max(times):.3f}; {cpu_median:.1f} s process CPU "
+    m = bench.bench_update(s, args.batch, args.length, args.seed, on_call=progress)
+    low, high, memory = min(m.seconds), max(m.seconds), m.peak_memory_mib
+    print(f"{args.precision} on {device}: median {m.median:.3f} s/update over {args.repeats} "
+          f"(min {low:.3f}, max {high:.3f}; {m.cpu_median:.1f} s process CPU "
           f"time); peak memory {memory:.0f} MiB "
           f"({'max_memory_allocated' if device.type == 'cuda' else 'maxrss'})")
-    return (f"RESULT update precision={args.precision} device={device} B={args.batch} "
-            f"L={args.length} A={args.action_size} repeats={args.repeats} "
-            f"median_s={median:.3f} min_s={min(times):.3f} max_s={max(times):.3f} "
-            f"cpu_s={cpu_median:.1f} load={os.getloadavg()[0]:.1f} "
-            f"peak_mib={memory:.0f} threads={torch.get_num_threads()} torch={torch.__version__} "
-            f"python={platform.python_version()}")
+    load = bench.load_average()
+    return bench.result_line(
+        "update", precision=args.precision, device=device, B=args.batch, L=args.length,
+        A=args.action_size, repeats=args.repeats, median_s=f"{m.median:.3f}",
+        min_s=f"{low:.3f}", max_s=f"{high:.3f}", cpu_s=f"{m.cpu_median:.1f}",
+        load="n/a" if load is None else f"{load:.1f}", peak_mib=f"{memory:.0f}",
+        threads=torch.get_num_threads(), torch=torch.__version__,
+        python=platform.python_version())
 
 
 def main() -> None:
@@ -98,11 +82,7 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.precision != "all":
-        line = run(args)
-        print(line, flush=True)
-        if args.output is not None:
-            with args.output.open("a") as file:
-                file.write(line + "\n")
+        bench.print_results([run(args)], args.output)
         return
     for precision in PRECISIONS:
         command = [sys.executable, __file__, "--precision", precision]

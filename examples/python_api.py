@@ -8,9 +8,8 @@ import sys
 import torch
 
 import planet_torch  # noqa: F401  (first, before any GL context: see planet_torch.gl)
-from planet_torch.agent import Agent
+from planet_torch.assembly import make_agent
 from planet_torch.envs import make_env
-from planet_torch.planner import CEMPlanner
 from planet_torch.predict import open_loop
 from planet_torch.trained import load_run, play
 
@@ -24,8 +23,7 @@ print("returns:", [round(float(episode.reward.sum()), 1) for episode in episodes
 # Act in your own loop: filter each frame into the belief, plan with CEM, step.
 env = make_env(run.cfg.task, seed=0, **vars(run.cfg.env))
 low, high = (torch.as_tensor(bound) for bound in (env.action_space.low, env.action_space.high))
-agent = Agent(run.model, CEMPlanner(run.cfg.planner, low, high), run.cfg.objective.bit_depth,
-              torch.Generator().manual_seed(0))
+agent = make_agent(run.cfg, run.model, low, high, torch.Generator().manual_seed(0))
 agent.reset(num_envs=1)
 obs, _ = env.reset(seed=0)
 total, done = 0.0, False
@@ -40,5 +38,5 @@ print(f"own loop return: {total:.1f}")
 episode = episodes[0]
 window = min(len(episode.obs), 20)
 prediction = open_loop(run.model, episode.obs[None, :window], episode.action[None, :window],
-                       context=5, bit_depth=run.cfg.objective.bit_depth)
+                       context=5)
 print("open-loop error per step ahead:", [round(float(e), 4) for e in prediction.ahead_mse()])

@@ -13,9 +13,11 @@ from planet_torch.preprocess import preprocess
 from planet_torch.rssm import LatentState
 from planet_torch.world_model import WorldModel
 
-MODEL = ModelConfig(belief_size=16, state_size=4, hidden_size=16, depth=2, reward_units=16)
+BIT_DEPTH = 4
+"""Not the default 5: the agent must see the pixels at its model's bit depth."""
+MODEL = ModelConfig(belief_size=16, state_size=4, hidden_size=16, depth=2, reward_units=16,
+                    bit_depth=BIT_DEPTH)
 PLAN = PlannerConfig(horizon=3, iterations=2, candidates=16, elites=4)
-BIT_DEPTH = 5
 
 
 def make_agent(low=(-1.0, -1.0), high=(1.0, 1.0), seed: int | None = 0) -> Agent:
@@ -23,7 +25,7 @@ def make_agent(low=(-1.0, -1.0), high=(1.0, 1.0), seed: int | None = 0) -> Agent
     model = WorldModel(MODEL, len(low)).eval()
     planner = CEMPlanner(PLAN, torch.tensor(low), torch.tensor(high))
     generator = None if seed is None else torch.Generator().manual_seed(seed)
-    return Agent(model, planner, BIT_DEPTH, generator)
+    return Agent(model, planner, generator)
 
 
 def observations(steps: int, num_envs: int, seed: int = 0) -> np.ndarray:

@@ -408,7 +408,7 @@ def test_acting_filters_each_frame_with_the_action_training_pairs_it_with(
     """
     model = tiny_model().eval()
     planner = CEMPlanner(PLAN, -torch.ones(A), torch.ones(A))
-    agent = Agent(model, planner, OBJECTIVE.bit_depth, torch.Generator().manual_seed(0))
+    agent = Agent(model, planner, torch.Generator().manual_seed(0))
     envs = [CountingEnv(episode_steps=5, terminate_at=3), CountingEnv(episode_steps=5)]
     calls = record_obs_steps(model, monkeypatch)
     agent.reset(len(envs))

@@ -67,3 +67,17 @@ def test_training_episode_times_has_one_entry_per_trained_episode() -> None:
     times = training_episode_times(cfg)
     assert len(times) == 3
     assert all(t.updates > 0 and t.collect > 0 for t in times)
+
+
+@pytest.mark.parametrize("device, quick, given, expected", [
+    ("cpu", False, None, 3), ("cpu", True, None, 2), ("cuda", False, None, 10),
+    ("cuda", True, None, 2), ("cpu", False, 7, 7), ("cuda", True, 7, 7),
+])
+def test_bench_repeats_default_lives_in_one_place(device: str, quick: bool, given: int | None,
+                                                  expected: int) -> None:
+    """`planet bench --repeats`: 3 on a CPU, 10 on CUDA, 2 with --quick, unless given."""
+    from planet_torch.bench import BenchSettings
+
+    settings = BenchSettings.for_device(torch.device(device), quick, given)
+    assert settings.repeats == expected
+    assert settings.device == torch.device(device)

@@ -16,7 +16,7 @@ def test_defaults_are_the_papers_numbers():
             cfg.train.seed_episodes) == (50, 50, 100, 5)
     assert cfg.train.exploration_noise == 0.3 and cfg.train.replay_capacity == 1_000_000
     assert (cfg.optim.learning_rate, cfg.optim.adam_eps, cfg.optim.grad_clip) == (1e-3, 1e-4, 1000)
-    assert cfg.objective.free_nats == 3 and cfg.objective.bit_depth == 5
+    assert cfg.objective.free_nats == 3 and cfg.model.bit_depth == 5
     assert cfg.objective.overshooting_distance == 1  # latent overshooting off
 
 
@@ -41,7 +41,7 @@ def test_override_top_level_and_sections():
 
 @pytest.mark.parametrize("changes, match", [
     ({"precision": "fp16"}, "precision"),
-    ({"objective.bit_depth": 9}, "bit_depth"),
+    ({"model.bit_depth": 9}, "bit_depth"),
     ({"planner.elites": 2000}, "elites"),
     ({"objective.overshooting_distance": 50}, "overshooting_distance"),
     ({"train.chunk_length": 1}, "chunk_length"),
@@ -81,7 +81,7 @@ def test_unknown_fields_and_versions(tmp_path):
     ("model.reward_units", 0, "model.reward_units must be an integer >= 1"),
     ("model.depth", "32", "model.depth must be an integer >= 1, got '32'"),
     ("objective.free_nats", -1.0, "objective.free_nats must be >= 0"),
-    ("objective.bit_depth", 9, "objective.bit_depth must be an integer in 1..8, got 9"),
+    ("model.bit_depth", 9, "model.bit_depth must be an integer in 1..8, got 9"),
     ("planner.elites", 2000, "planner.elites must be in 1..planner.candidates (1000), got 2000"),
     ("planner.horizon", 0, "planner.horizon must be an integer >= 1, got 0"),
     ("env.action_repeat", 0, "env.action_repeat must be an integer >= 1, or none, got 0"),
@@ -106,7 +106,7 @@ def test_testing_off_needs_no_test_episodes():
 ])
 def test_chunks_and_replay_must_fit_the_task_episode(changes, says):
     """cartpole-swingup: 1000 environment steps at R = 8 are 125 agent steps, 126 rows."""
-    from planet_torch.train import check_config
+    from planet_torch.assembly import check_config
 
     cfg = config_lib.override(config_lib.Config(), changes)
     with pytest.raises(ValueError, match=says):

@@ -16,7 +16,8 @@ import torch
 from planet_torch import config as config_lib
 from planet_torch.envs import ToyReachEnv, make_env
 from planet_torch.evaluate import episode_return, random_policy, run_episodes
-from planet_torch.train import Trainer, new_run_dir
+from planet_torch.runs import new_run_dir
+from planet_torch.train import Trainer
 
 LEARNED_THRESHOLD = 25.0
 """Half of what heading straight for the goal earns, about three times a random policy."""

@@ -18,9 +18,9 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from planet_torch import config as config_lib
-from planet_torch.logger import read_metrics
 from planet_torch.replay import Replay, episode_files
-from planet_torch.train import Trainer, new_run_dir
+from planet_torch.runs import new_run_dir, read_metrics
+from planet_torch.train import Trainer
 from planet_torch.world_model import Updater
 
 COLLECT_INTERVAL = 3

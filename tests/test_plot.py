@@ -17,7 +17,7 @@ from planet_torch.plot import (
     prediction_error,
     read_run,
 )
-from planet_torch.trained import RunFolderError
+from planet_torch.runs import RunFolderError
 
 
 def fake_run(folder: Path, task: str, records: list[dict[str, float]]) -> Path:

@@ -384,8 +384,8 @@ BAD = [
         "train.batch_size must be an integer >= 1, got 0"),
     Bad("train: batch size not a number", [*DEBUG, "--train.batch_size", "x"], 2,
         "argument --train.batch_size: invalid int value: 'x'"),
-    Bad("train: bit depth 9", [*DEBUG, "--objective.bit_depth", "9"], 1,
-        "objective.bit_depth must be an integer in 1..8, got 9"),
+    Bad("train: bit depth 9", [*DEBUG, "--model.bit_depth", "9"], 1,
+        "model.bit_depth must be an integer in 1..8, got 9"),
     Bad("train: more elites than candidates", [*DEBUG, "--planner.elites", "99"], 1,
         "planner.elites must be in 1..planner.candidates (16), got 99"),
     Bad("train: chunk longer than an episode", [*DEBUG, "--train.chunk_length", "500"], 1,
@@ -414,11 +414,11 @@ BAD = [
         new_run=True),
     # train --resume: the folder, the flags
     Bad("resume: missing folder", ["train", "--resume", "{tmp}/missing"], 1,
-        "missing is not a run folder (no config.yaml)"),
+        "missing does not exist"),
     Bad("resume: a folder that is no run", ["train", "--resume", "{tmp}"], 1,
         "is not a run folder (no config.yaml)"),
     Bad("resume: a file", ["train", "--resume", "{file}"], 1,
-        "a_file is not a run folder (no config.yaml)"),
+        "a_file is a file, not a run folder"),
     Bad("resume: with a preset", ["train", "--resume", "{run}", "--preset", "debug"], 1,
         "--preset cannot be used with --resume"),
     Bad("resume: a fixed field changed", ["train", "--resume", "{run}", "--model.depth", "4"],
@@ -448,7 +448,7 @@ BAD = [
         "000002-80.npz: BadZipFile", lambda run, tmp: truncate(_episode(run, 2))),
     # train --resume: config.yaml
     Bad("resume: config from a future version", ["train", "--resume", "{run}"], 1,
-        "config version 99 is not supported by this planet-torch (expects 1)",
+        "config version 99 is not supported by this planet-torch (expects 2)",
         lambda run, tmp: edit_config(run, lambda c: c.update(version=99))),
     Bad("resume: config.yaml not YAML", ["train", "--resume", "{run}"], 1,
         "cannot read config", lambda run, tmp: (run / "config.yaml").write_text("task: [")),
@@ -499,7 +499,7 @@ BAD = [
     # plot
     Bad("plot: no run given", ["plot"], 2, "the following arguments are required: RUN_DIR"),
     Bad("plot: missing run", ["plot", "{tmp}/missing", "--output", "{tmp}/curves.png"], 1,
-        "missing has no config.yaml"),
+        "missing does not exist"),
     Bad("plot: wrong suffix", ["plot", "{run}", "--output", "{tmp}/curves.pdf"], 1,
         "--output must end in .png or .svg"),
     Bad("plot: output under a file", ["plot", "{run}", "--output", "{file}/curves.png"], 1,
@@ -609,7 +609,7 @@ LEAVES_A_FOLDER = [
     Bad("train: discrete actions", ["train", "--preset", "debug", "--task", "gym:CartPole-v1",
                                     *NEW], 1, "needs a Box action space"),
     Bad("plot: missing run, default output", ["plot", "{tmp}/missing"], 1,
-        "missing has no config.yaml"),
+        "missing does not exist"),
 ]
 """Bad input found late: the Trainer checks the device and the action space once `cmd_train`
 has made the run folder (which it then removes), and `cmd_plot`'s default output lies in

@@ -22,7 +22,8 @@ import torch
 from planet_torch import checkpoint
 from planet_torch import config as config_lib
 from planet_torch.replay import Replay, episode_files
-from planet_torch.train import Trainer, new_run_dir
+from planet_torch.runs import new_run_dir
+from planet_torch.train import Trainer
 
 
 def debug(**changes: object) -> config_lib.Config:

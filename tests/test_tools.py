@@ -20,7 +20,7 @@ import pytest
 import torch
 from PIL import Image
 
-from planet_torch import scoring, trained
+from planet_torch import assembly, scoring
 from planet_torch.agent import Agent
 from planet_torch.cli import main
 from planet_torch.envs import ToyReachEnv
@@ -121,7 +121,7 @@ def test_test_plans_in_the_precision_asked_for(debug_run: Path, tmp_path: Path,
         precisions.append(planner.precision)
         return planner
 
-    monkeypatch.setattr(trained, "CEMPlanner", recording_planner)
+    monkeypatch.setitem(assembly.PLANNERS, "cem", recording_planner)
     for flag in ([], ["--precision", "bf16"]):
         output = tmp_path / (flag[-1] if flag else "default")
         assert main(["test", str(debug_run), "--episodes", "1", "--output", str(output),
@@ -267,7 +267,7 @@ def without_checkpoint(run_dir: Path, tmp_path: Path) -> Path:
     ("no cuda", "CUDA is not available"),
     ("render without display", "xvfb-run planet test"),
     ("predict: context too long", "lower --context"),
-    ("plot: missing run", "has no config.yaml"),
+    ("plot: missing run", "is not a run folder (no config.yaml)"),
     ("plot: wrong suffix", "--output must end in .png or .svg"),
     ("bench: unpaired sizes", "--batch and --length"),
 ])

@@ -14,9 +14,9 @@ from processes import Planet, only_run
 from planet_torch import checkpoint
 from planet_torch import config as config_lib
 from planet_torch.cli import build_parser, main
-from planet_torch.logger import read_metrics
 from planet_torch.replay import Replay, episode_files, parse_episode_name
-from planet_torch.train import Trainer, TrainingDiverged, new_run_dir
+from planet_torch.runs import new_run_dir, read_metrics
+from planet_torch.train import Trainer, TrainingDiverged
 from planet_torch.world_model import Updater
 
 
@@ -279,7 +279,7 @@ def resumable_run(finished_run, tmp_path) -> Path:
 
 @pytest.mark.parametrize("flag", [["--model.belief_size", "32"], ["--task", "cartpole-swingup"],
                                   ["--seed", "5"], ["--env.action_repeat", "2"],
-                                  ["--objective.bit_depth", "8"], ["--logdir", "elsewhere"]])
+                                  ["--model.bit_depth", "8"], ["--logdir", "elsewhere"]])
 def test_resume_refuses_a_flag_that_does_not_fit_and_writes_nothing(resumable_run, capsys,
                                                                     flag):
     """A mistyped flag on resume used to rewrite config.yaml first and ruin the run."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -109,10 +110,10 @@ def test_the_reconstruction_shown_is_the_decoded_posterior_of_each_environment(
     monkeypatch.setenv("DISPLAY", ":0")  # check_display; the Agg backend needs no server
     debug = config_lib.PRESETS["debug"]()
     torch.manual_seed(0)
-    model = WorldModel(debug.model, 2).eval()
-    planner = CEMPlanner(debug.planner, -torch.ones(2), torch.ones(2))
     bit_depth = 4
-    agent = Agent(model, planner, bit_depth, torch.Generator().manual_seed(0))
+    model = WorldModel(dataclasses.replace(debug.model, bit_depth=bit_depth), 2).eval()
+    planner = CEMPlanner(debug.planner, -torch.ones(2), torch.ones(2))
+    agent = Agent(model, planner, torch.Generator().manual_seed(0))
     agent.reset(2)
     viewer = Viewer("test", backend="Agg")
     try:

@@ -9,7 +9,7 @@ from planet_torch.config import ModelConfig, ObjectiveConfig, OptimConfig
 from planet_torch.envs import make_env
 from planet_torch.objective import image_log_likelihood
 from planet_torch.preprocess import preprocess
-from planet_torch.world_model import TorchBatch, WorldModel, make_optimizer, update
+from planet_torch.world_model import TorchBatch, Updater, WorldModel, make_optimizer
 
 DEVICES = [
     "cpu",
@@ -114,8 +114,8 @@ def test_update_changes_every_part_and_returns_grad_norm():
     model, batch = make_model(), random_batch()
     optimizer = make_optimizer(model, OptimConfig())
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
-    metrics = update(model, optimizer, batch, ObjectiveConfig(free_nats=0.0), grad_clip=1e9,
-                     generator=torch.Generator().manual_seed(0))
+    metrics = Updater(model, optimizer, ObjectiveConfig(free_nats=0.0), grad_clip=1e9)(
+        batch, torch.Generator().manual_seed(0))
     assert set(metrics) == METRICS | {"model/grad_norm"}
     grad_norm = metrics["model/grad_norm"]
     assert grad_norm.shape == () and torch.isfinite(grad_norm) and grad_norm > 0
@@ -129,8 +129,8 @@ def test_update_changes_every_part_and_returns_grad_norm():
 def test_update_clips_the_gradient_norm():
     model, batch = make_model(), random_batch()
     optimizer = make_optimizer(model, OptimConfig())
-    metrics = update(model, optimizer, batch, ObjectiveConfig(), grad_clip=0.5,
-                     generator=torch.Generator().manual_seed(0))
+    metrics = Updater(model, optimizer, ObjectiveConfig(), grad_clip=0.5)(
+        batch, torch.Generator().manual_seed(0))
     assert metrics["model/grad_norm"] > 0.5   # the norm before clipping is reported
     total = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters()]))
     assert total.item() == pytest.approx(0.5, rel=1e-4)
@@ -215,6 +215,7 @@ def test_learns_to_reconstruct_cartpole_frames():
                        action_size=1)
     optimizer = make_optimizer(model, OptimConfig())
     objective = ObjectiveConfig()
+    update = Updater(model, optimizer, objective, grad_clip=1000.0)
     generator = torch.Generator().manual_seed(0)
     threads = torch.get_num_threads()
     # One thread: at this size it is as fast, and it does not collapse when other processes
@@ -224,8 +225,7 @@ def test_learns_to_reconstruct_cartpole_frames():
         start = time.perf_counter()
         first = None
         for _ in range(300):
-            metrics = update(model, optimizer, batch, objective, grad_clip=1000.0,
-                             generator=generator)
+            metrics = update(batch, generator)
             if first is None:
                 first = metrics["model/image_nll"].item() - IMAGE_CONSTANT
         elapsed = time.perf_counter() - start

@@ -28,8 +28,7 @@ from typing import Generic, ParamSpec, TypeVar
 
 import torch
 
-PRECISIONS = ("fp32", "bf16")
-"""Values of `Config.precision`."""
+from planet_torch.config import PRECISIONS
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -38,7 +37,7 @@ R = TypeVar("R")
 def check_precision(precision: str) -> None:
     """Raise ValueError unless precision is one of PRECISIONS."""
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
+        raise ValueError(f"precision must be {' or '.join(PRECISIONS)}, got {precision!r}")
 
 
 def autocast(device: torch.device, precision: str, cache_enabled: bool = True
@@ -116,6 +115,19 @@ class Fallback(Generic[P, R]):
                           f"{message[0] if message else ''}); continuing eagerly",
                           RuntimeWarning, stacklevel=2)
             return result
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` -> cuda when available, else cpu; anything else as torch understands it."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ValueError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N") from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available; use --device cpu")
+    return device
 
 
 def configure_backends(device: torch.device) -> None:

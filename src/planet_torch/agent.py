@@ -12,23 +12,43 @@ as in the replay's first row, so acting filters exactly as training did.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 import torch
 
-from planet_torch.planner import CEMPlanner
-from planet_torch.preprocess import preprocess
 from planet_torch.rssm import LatentState
 from planet_torch.world_model import WorldModel
+
+
+class Planner(Protocol):
+    """What the agent plans with: the best next action of N agents from their states.
+
+    `CEMPlanner` is one; `assembly.PLANNERS` names every planner a config can choose.
+    """
+
+    @property
+    def action_size(self) -> int:
+        """A, the number of action dimensions."""
+        ...
+
+    def plan(self, model: WorldModel, state: LatentState,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+        """Actions (N, A) within the bounds for the states (N, ...), on the model's device."""
+        ...
+
+    def bounds_on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The action bounds low and high (A,) on the device."""
+        ...
 
 
 class Agent:
     """Belief filtering and planning for N environments stepped together."""
 
-    def __init__(self, model: WorldModel, planner: CEMPlanner, bit_depth: int,
+    def __init__(self, model: WorldModel, planner: Planner,
                  generator: torch.Generator | None = None) -> None:
         self.model = model
         self.planner = planner
-        self.bit_depth = bit_depth
         self.generator = generator
         self.state: LatentState | None = None
         self.prev_action: torch.Tensor | None = None
@@ -49,7 +69,7 @@ class Agent:
         if pixels.shape[0] != self.state.belief.shape[0]:
             raise ValueError(f"expected observations for {self.state.belief.shape[0]} "
                              f"environments, got shape {tuple(pixels.shape)}")
-        embed = self.model.encoder(preprocess(pixels, self.bit_depth, self.generator))
+        embed = self.model.encode_pixels(pixels, self.generator)
         _, self.state = self.model.rssm.obs_step(self.state, self.prev_action, embed,
                                                  generator=self.generator)
         return self.state

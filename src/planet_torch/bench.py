@@ -9,17 +9,24 @@
     episode  (with `episode`) one training episode of the task: C updates at the first
              (B, L), then one planned episode with rendering, in a short `Trainer` run
 
-Each is called `warmup` times untimed, then timed; the median is the figure to quote (min
-and max show the spread). On CUDA the device is synchronised before each clock reading, so
-a time covers the queued GPU work. Memory is the peak resident set of the process so far on
-CPU, and the peak of memory allocated by torch during the measurement on CUDA.
+Each is called `warmup` times (their times kept apart: the first includes compiling or
+graph capture), then timed; the median is the figure to quote (min and max show the
+spread), and the process CPU time of each timed call is kept too. On CUDA the device is
+synchronised before each clock reading, so a time covers the queued GPU work. Memory is
+the peak resident set of the process so far on CPU, and the peak of memory allocated by
+torch during the measurement on CUDA.
 Model and planner sizes are the paper's (`--quick`: the debug preset's tiny ones). The
 update and the planner run at the chosen precision, compiled with `compile`; on CUDA the
 planner replays a captured CUDA graph, as in training.
+
+The scripts in benchmarks/ time through the same `measure` and build the same pieces
+(`make_model`, `make_updater`, `plan_step`, `random_replay`), and print `RESULT` lines
+(`result_line`, `print_results`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import resource
@@ -37,7 +44,8 @@ import numpy as np
 import torch
 
 from planet_torch import __version__
-from planet_torch.acceleration import configure_backends
+from planet_torch.acceleration import configure_backends, resolve_device
+from planet_torch.assembly import make_planner, make_world_model
 from planet_torch.config import (
     PRESETS,
     Config,
@@ -49,11 +57,10 @@ from planet_torch.config import (
     TrainConfig,
 )
 from planet_torch.envs import make_env
-from planet_torch.logger import read_metrics
-from planet_torch.planner import CEMPlanner
 from planet_torch.replay import Episode, Replay
 from planet_torch.rssm import LatentState
-from planet_torch.train import Trainer, new_run_dir, resolve_device
+from planet_torch.runs import new_run_dir, read_metrics
+from planet_torch.train import Trainer
 from planet_torch.world_model import TorchBatch, Updater, WorldModel, make_optimizer
 
 MIB = 2**20
@@ -70,7 +77,7 @@ class BenchSettings:
     agents: tuple[int, ...] = (1, 10)
     """Numbers of agents N planned together, one timing each."""
     repeats: int = 3
-    """Timed calls of each update and planning call."""
+    """Timed calls of each update and planning call (`for_device`: 10 on CUDA)."""
     warmup: int = 1
     """Untimed calls before the timed ones."""
     task: str = "cartpole-swingup"
@@ -110,6 +117,20 @@ class BenchSettings:
                    episode_steps=debug.env.episode_steps, model=debug.model,
                    planner=debug.planner)
 
+    @classmethod
+    def for_device(cls, device: torch.device, quick: bool = False, repeats: int | None = None
+                   ) -> BenchSettings:
+        """`planet bench`'s starting point: the paper's sizes (quick: the tiny ones) with
+        `repeats` timed calls; None takes 3 on a CPU, CUDA_REPEATS on CUDA, 2 with quick."""
+        s = cls.quick(device) if quick else cls(device)
+        if repeats is None and not quick and device.type == "cuda":
+            repeats = CUDA_REPEATS
+        return s if repeats is None else dataclasses.replace(s, repeats=repeats)
+
+
+CUDA_REPEATS = 10
+"""Default timed calls on CUDA, where a call takes milliseconds."""
+
 
 @dataclass
 class Measurement:
@@ -127,11 +148,26 @@ class Measurement:
     """Units of work per call for a rate (environment steps for `env`), 0 for none."""
     unit: str = ""
     """Name of those units per second, e.g. `env steps/s`."""
+    cpu_seconds: list[float] = field(default_factory=list)
+    """Each timed call's process CPU seconds (all threads), a check on wall times taken
+    while other processes share the cores."""
+    warmup_seconds: list[float] = field(default_factory=list)
+    """Each warm-up call's wall-clock seconds (the first includes compiling, graph capture)."""
 
     @property
     def median(self) -> float:
         """Median seconds per call."""
         return statistics.median(self.seconds)
+
+    @property
+    def mean(self) -> float:
+        """Mean seconds per call."""
+        return statistics.mean(self.seconds)
+
+    @property
+    def cpu_median(self) -> float:
+        """Median process CPU seconds per call."""
+        return statistics.median(self.cpu_seconds)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields plus median, min, max and the rate (if any)."""
@@ -155,23 +191,49 @@ def peak_memory_mib(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / MIB
 
 
+class Call(NamedTuple):
+    """One call of a measured function, as `measure` hands it to `on_call`."""
+
+    index: int
+    """0 for the first call, warm-up calls included."""
+    warmup: bool
+    """Whether it was a warm-up call (not among the timed ones)."""
+    seconds: float
+    """Wall-clock seconds."""
+    cpu_seconds: float
+    """Process CPU seconds, all threads."""
+    result: Any
+    """What the function returned."""
+
+
 def measure(name: str, size: str, fn: Callable[[], Any], repeats: int, warmup: int,
-            device: torch.device, work: float = 0.0, unit: str = "") -> Measurement:
-    """Call fn `warmup` times, then time `repeats` calls; clocks read after a device sync."""
+            device: torch.device, work: float = 0.0, unit: str = "",
+            on_call: Callable[[Call], None] | None = None) -> Measurement:
+    """Call fn `warmup` times, then `repeats` timed times; clocks read after a device sync.
+
+    Warm-up calls are timed too, apart (`Measurement.warmup_seconds`). `on_call`, if given,
+    sees each call after its clocks are read (to print progress or keep a result).
+    """
     if repeats < 1 or warmup < 0:
         raise ValueError(f"repeats must be >= 1 and warmup >= 0, got {repeats} and {warmup}")
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    for _ in range(warmup):
-        fn()
-    seconds = []
-    for _ in range(repeats):
+    warmup_seconds, seconds, cpu_seconds = [], [], []
+    for index in range(warmup + repeats):
         synchronize(device)
-        start = time.perf_counter()
-        fn()
+        cpu_start, start = time.process_time(), time.perf_counter()  # wall clock innermost
+        result = fn()
         synchronize(device)
-        seconds.append(time.perf_counter() - start)
-    return Measurement(name, size, seconds, peak_memory_mib(device), work, unit)
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+        if index < warmup:
+            warmup_seconds.append(elapsed)
+        else:
+            seconds.append(elapsed)
+            cpu_seconds.append(cpu)
+        if on_call is not None:
+            on_call(Call(index, index < warmup, elapsed, cpu, result))
+    return Measurement(name, size, seconds, peak_memory_mib(device), work, unit, cpu_seconds,
+                       warmup_seconds)
 
 
 def random_batch(batch_size: int, length: int, action_size: int, device: torch.device,
@@ -204,32 +266,63 @@ def _variant(s: BenchSettings) -> str:
     return s.precision + (" compiled" if s.compile else "")
 
 
-def bench_update(s: BenchSettings, batch_size: int, length: int) -> Measurement:
-    """One training update of the world model on a random (B, L) batch, as training runs it
-    (an `Updater` kept across calls, so a compiled step compiles once, during warm-up)."""
-    generator = torch.Generator(s.device).manual_seed(0)
-    model = WorldModel(s.model, s.action_size).to(s.device)
+def settings_config(s: BenchSettings) -> Config:
+    """The run config whose model, planner, precision and compile setting s times, for the
+    `assembly` factories."""
+    return Config(device=str(s.device), precision=s.precision, compile=s.compile,
+                  model=s.model, planner=s.planner)
+
+
+def make_model(s: BenchSettings, seed: int = 0) -> WorldModel:
+    """A fresh world model of s's sizes on s's device, its weights drawn from `seed` (the
+    global random state is left as it was)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return make_world_model(settings_config(s), s.action_size, s.device)
+
+
+def make_updater(s: BenchSettings, seed: int = 0) -> Updater:
+    """The `Updater` training builds, at s's precision and compile setting, on a fresh
+    `make_model(s, seed)` with the default optimiser and objective."""
+    model = make_model(s, seed)
     optim = OptimConfig()
-    updater = Updater(model, make_optimizer(model, optim), ObjectiveConfig(), optim.grad_clip,
-                      s.precision, s.compile)
+    return Updater(model, make_optimizer(model, optim), ObjectiveConfig(), optim.grad_clip,
+                   s.precision, s.compile)
+
+
+def bench_update(s: BenchSettings, batch_size: int, length: int, seed: int = 0,
+                 on_call: Callable[[Call], None] | None = None) -> Measurement:
+    """One training update of the world model on a random (B, L) batch, as training runs it
+    (an `Updater` kept across calls, so a compiled step compiles once, during warm-up).
+    Each call returns the update's metrics (device tensors), for `on_call`."""
+    generator = torch.Generator(s.device).manual_seed(seed)
+    updater = make_updater(s, seed)
     batch = random_batch(batch_size, length, s.action_size, s.device,
-                         torch.Generator().manual_seed(0))
+                         torch.Generator().manual_seed(seed))
     return measure("update", f"B={batch_size} L={length} {_variant(s)}",
-                   lambda: updater(batch, generator), s.repeats, s.warmup, s.device)
+                   lambda: updater(batch, generator), s.repeats, s.warmup, s.device,
+                   on_call=on_call)
 
 
-def bench_plan(s: BenchSettings, num_agents: int) -> Measurement:
+def plan_step(s: BenchSettings, num_agents: int, seed: int = 0) -> Callable[[], torch.Tensor]:
+    """One CEM planning call for N agents, each from its own (random) state, with a fresh
+    `make_model(s, seed)`; the call returns the actions (N, A)."""
+    generator = torch.Generator(s.device).manual_seed(seed)
+    model = make_model(s, seed).eval()
+    planner = make_planner(settings_config(s), -torch.ones(s.action_size),
+                           torch.ones(s.action_size))
+    state = planning_states(model, num_agents, torch.Generator().manual_seed(seed))
+    return lambda: planner.plan(model, state, generator=generator)
+
+
+def bench_plan(s: BenchSettings, num_agents: int, seed: int = 0,
+               on_call: Callable[[Call], None] | None = None) -> Measurement:
     """One CEM planning call for N agents, each from its own (random) state."""
-    generator = torch.Generator(s.device).manual_seed(0)
-    model = WorldModel(s.model, s.action_size).to(s.device).eval()
-    planner = CEMPlanner(s.planner, -torch.ones(s.action_size), torch.ones(s.action_size),
-                         s.precision, s.compile)
-    state = planning_states(model, num_agents, torch.Generator().manual_seed(0))
     c = s.planner
     return measure("plan", f"N={num_agents} J={c.candidates} H={c.horizon} I={c.iterations} "
                            f"{_variant(s)}",
-                   lambda: planner.plan(model, state, generator=generator),
-                   s.repeats, s.warmup, s.device)
+                   plan_step(s, num_agents, seed), s.repeats, s.warmup, s.device,
+                   on_call=on_call)
 
 
 def bench_env(s: BenchSettings) -> Measurement:
@@ -250,17 +343,27 @@ def bench_env(s: BenchSettings) -> Measurement:
         env.close()
 
 
-def bench_replay(s: BenchSettings, batch_size: int, length: int) -> Measurement:
-    """`Replay.sample(B, L)` from random uint8 episodes."""
-    rng = np.random.default_rng(0)
-    rows = s.replay_episode_steps + 1
-    replay = Replay(capacity=s.replay_episodes * s.replay_episode_steps, seed=0)
-    for _ in range(s.replay_episodes):
-        action = rng.uniform(-1, 1, (rows, s.action_size)).astype(np.float32)
+def random_replay(episodes: int, steps: int, action_size: int, seed: int = 0,
+                  size: int = 64) -> Replay:
+    """A replay holding `episodes` random episodes of `steps` agent steps (steps + 1 rows,
+    the first a reset row of zero action and reward): uint8 size x size x 3 frames, actions
+    in [-1, 1], rewards in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    rows = steps + 1
+    replay = Replay(capacity=episodes * steps, seed=seed)
+    for _ in range(episodes):
+        obs = rng.integers(0, 256, (rows, size, size, 3), dtype=np.uint8)
+        action = rng.uniform(-1, 1, (rows, action_size)).astype(np.float32)
         reward = rng.uniform(0, 1, rows).astype(np.float32)
         action[0], reward[0] = 0, 0
-        replay.add(Episode(rng.integers(0, 256, (rows, 64, 64, 3), dtype=np.uint8),
-                           action, reward))
+        replay.add(Episode(obs, action, reward))
+    return replay
+
+
+def bench_replay(s: BenchSettings, batch_size: int, length: int) -> Measurement:
+    """`Replay.sample(B, L)` from random uint8 episodes."""
+    rows = s.replay_episode_steps + 1
+    replay = random_replay(s.replay_episodes, s.replay_episode_steps, s.action_size)
     return measure("replay",
                    f"B={batch_size} L={length} of {s.replay_episodes}x{rows} rows",
                    lambda: replay.sample(batch_size, length), s.replay_repeats, s.warmup,
@@ -340,7 +443,7 @@ def run(s: BenchSettings) -> Iterator[Measurement]:
         yield bench_episode(s)
 
 
-def _load_average() -> float | None:
+def load_average() -> float | None:
     """Runnable processes averaged over the last minute (None where the OS has no such)."""
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 
@@ -362,11 +465,26 @@ def machine(device: torch.device) -> dict[str, Any]:
         "torch": torch.__version__, "planet_torch": __version__, "device": str(device),
         # Other work on the machine slows every timing: the load says how busy it was
         # when the benchmark started.
-        "load_average_1m": _load_average(),
+        "load_average_1m": load_average(),
     }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
+
+
+def result_line(benchmark: str, **fields: Any) -> str:
+    """`RESULT benchmark key=value ...`: one result on one line, easy to grep and to append
+    to a file; values are written as given (format numbers before)."""
+    return " ".join(["RESULT", benchmark, *(f"{key}={value}" for key, value in fields.items())])
+
+
+def print_results(lines: Sequence[str], output: Path | None = None) -> None:
+    """Print result lines and, if `output` is given, append them to that file."""
+    for line in lines:
+        print(line, flush=True)
+    if output is not None:
+        with output.open("a") as file:
+            file.write("".join(line + "\n" for line in lines))
 
 
 def _duration(seconds: float) -> str:
@@ -399,7 +517,7 @@ def report(s: BenchSettings, measurements: Sequence[Measurement], command: str,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": command,
         "machine": machine_info,
-        "load_average_1m_at_end": _load_average(),
+        "load_average_1m_at_end": load_average(),
         "settings": settings,
         "results": [m.to_dict() for m in measurements],
         "peak_memory_mib": max(m.peak_memory_mib for m in measurements),
@@ -438,7 +556,7 @@ def estimate_run(cfg: Config, action_size: int, agent_steps: int, env_step_s: fl
     t = cfg.train
     chunks = min(t.batch_size, ESTIMATE_CHUNKS)
     with torch.random.fork_rng(devices=[]):
-        model = WorldModel(cfg.model, action_size).to(device)
+        model = make_world_model(cfg, action_size, device)
         updater = Updater(model, make_optimizer(model, cfg.optim), cfg.objective,
                           cfg.optim.grad_clip, cfg.precision, False)
         batch = random_batch(chunks, t.chunk_length, action_size, device,
@@ -446,8 +564,8 @@ def estimate_run(cfg: Config, action_size: int, agent_steps: int, env_step_s: fl
         generator = torch.Generator(device).manual_seed(0)
         update_s = measure("update", "", lambda: updater(batch, generator), 1, 1,
                            device).median * t.batch_size / chunks
-        planner = CEMPlanner(cfg.planner, -torch.ones(action_size), torch.ones(action_size),
-                             cfg.precision, False)
+        planner = make_planner(dataclasses.replace(cfg, compile=False), -torch.ones(action_size),
+                               torch.ones(action_size))
         state = planning_states(model.eval(), 1, torch.Generator().manual_seed(0))
         plan_s = measure("plan", "", lambda: planner.plan(model, state, generator=generator),
                          1, 1, device).median

@@ -15,13 +15,11 @@ from typing import Any
 import torch
 
 from planet_torch import config as config_lib
+from planet_torch.runs import CHECKPOINT_NAME
 from planet_torch.world_model import WorldModel
 
 FORMAT = 1
 """Layout version of the checkpoint dict."""
-
-CHECKPOINT_NAME = "checkpoint.pt"
-"""The latest checkpoint's file name inside a run folder."""
 
 
 class CheckpointError(ValueError):

@@ -36,7 +36,6 @@ import yaml
 
 from planet_torch import __version__
 from planet_torch import config as config_lib
-from planet_torch.checkpoint import CheckpointError
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -112,33 +111,32 @@ def _assignments(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_tasks(args: argparse.Namespace) -> int:
     """Print the paper's tasks with their action repeat and episode length."""
-    from planet_torch.envs import default_action_repeat, default_episode_steps, task_names
+    from planet_torch.envs import FAMILIES
 
     print(f"{'task':<20}{'action repeat':>15}{'env steps':>11}{'agent steps':>13}")
-    for task in task_names():
-        repeat = default_action_repeat(task)
-        steps = default_episode_steps(task)
-        print(f"{task:<20}{repeat:>15}{steps:>11}{-(-steps // repeat):>13}")
-    print("\nAlso: any dm_control suite task as domain-task (action repeat 2), "
-          "any Gymnasium env as gym:ID.")
+    for family in FAMILIES:
+        for task in family.named_tasks:
+            repeat = family.default_action_repeat(task)
+            steps = family.default_episode_steps(task)
+            print(f"{task:<20}{repeat:>15}{steps:>11}{-(-steps // repeat):>13}")
+    print(f"\nAlso: {', '.join(family.summary for family in FAMILIES if family.summary)}.")
     return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a new run, or continue one with --resume."""
+    from planet_torch.assembly import check_config
     from planet_torch.evaluate import Interrupted
-    from planet_torch.train import CONFIG_NAME, Trainer, check_config, new_run_dir
+    from planet_torch.runs import new_run_dir, resume_config
+    from planet_torch.train import Trainer
 
     if args.resume is not None:
         run_dir = Path(args.resume)
         if args.preset is not None:
             raise ValueError("--preset cannot be used with --resume: the run continues with its "
                              "saved config; give single flags to change what may change")
-        if not (run_dir / CONFIG_NAME).is_file():
-            raise CheckpointError(f"{run_dir} is not a run folder (no {CONFIG_NAME})")
-        saved = config_lib.load(run_dir / CONFIG_NAME)
         # Checked before anything is written; the Trainer saves the config once resumed.
-        cfg = config_lib.resume_override(saved, _assignments(args))
+        cfg = resume_config(run_dir, _assignments(args))
     else:
         cfg = config_lib.override(config_lib.PRESETS[args.preset or "paper"](),
                                   _assignments(args))
@@ -180,8 +178,8 @@ def _duration(seconds: float) -> str:
 
 def _cpu_cost_line(trainer: Any) -> str:
     """One line: what the paper's run takes on this CPU, measured now, and the way out."""
+    from planet_torch.assembly import agent_steps_per_episode
     from planet_torch.bench import estimate_run
-    from planet_torch.train import agent_steps_per_episode
 
     cfg = trainer.cfg
     steps = agent_steps_per_episode(cfg)
@@ -273,7 +271,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
               f"after the {args.context} context frames instead of {args.horizon}",
               file=sys.stderr)
     prediction = predict.predict_episodes(run.model, played.episodes, args.context, horizon,
-                                          run.cfg.objective.bit_depth, seed)
+                                          seed)
     mse = prediction.ahead_mse()
     stem = f"open_loop-{run.tag}"
     written = video.write_videos(prediction.grid(), output / video.VIDEOS_DIR / stem,
@@ -325,14 +323,13 @@ def _bench_sizes(batch: list[int] | None, length: list[int] | None
 def cmd_bench(args: argparse.Namespace) -> int:
     """Time an update, planning calls, environment steps and replay sampling here."""
     from planet_torch import bench
+    from planet_torch.acceleration import resolve_device
     from planet_torch.outputs import ensure_writable
-    from planet_torch.train import resolve_device
 
     device = resolve_device(args.device)
-    settings = bench.BenchSettings.quick(device) if args.quick else bench.BenchSettings(device)
+    settings = bench.BenchSettings.for_device(device, args.quick, args.repeats)
     changes: dict[str, Any] = {
         "sizes": _bench_sizes(args.batch, args.length), "agents": args.agents,
-        "repeats": args.repeats or (None if args.quick or device.type == "cpu" else 10),
         "warmup": args.warmup, "task": args.task, "env_steps": args.env_steps,
         "precision": args.precision, "compile": args.compile or None,
         "episode": args.episode or None,
@@ -370,7 +367,7 @@ def _add_trained_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None,
                         help="seed of the first episode (the others count up from it); "
                              "default: the run's test seeds, far from its training seeds")
-    parser.add_argument("--precision", choices=["fp32", "bf16"], default=None,
+    parser.add_argument("--precision", choices=config_lib.PRECISIONS, default=None,
                         help="precision of planning (default: the run's); bf16 is faster "
                              "and planned as well as fp32 in benchmarks/precision_learning.md")
     parser.add_argument("--output", metavar="DIR", default=None,
@@ -404,8 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", metavar="RUN_DIR", default=None,
                        help="continue the run in RUN_DIR from its latest checkpoint; flags "
                             "may change the device, precision, compile, planner, optim, "
-                            "objective (not bit_depth) and train sections, and are refused "
-                            "for the task, seed, logdir, env and model")
+                            "objective and train sections, and are refused for the task, "
+                            "seed, logdir, env and model")
     _add_config_flags(train)
     train.set_defaults(func=cmd_train)
 
@@ -476,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "episodes, are timed (cartpole-swingup)")
     bench.add_argument("--env-steps", type=_positive_int, default=None,
                        help="timed agent steps of the task (100)")
-    bench.add_argument("--precision", choices=["fp32", "bf16"], default=None,
+    bench.add_argument("--precision", choices=config_lib.PRECISIONS, default=None,
                        help="precision of the update and the planner (fp32)")
     bench.add_argument("--compile", action="store_true",
                        help="torch.compile the update and the planner's rollout, as "

@@ -19,8 +19,12 @@ from typing import Any
 
 import yaml
 
-CONFIG_VERSION = 1
-"""Bumped whenever a field changes meaning; a run saved under another version is refused."""
+CONFIG_VERSION = 2
+"""Bumped whenever a field moves or changes meaning; older versions are migrated when read
+(`MIGRATIONS`), newer ones refused."""
+
+PRECISIONS = ("fp32", "bf16")
+"""Values of `Config.precision`: full precision, or bfloat16 autocast (see `acceleration`)."""
 
 
 Rule = tuple[Callable[[Any], bool], str]
@@ -73,6 +77,8 @@ class ModelConfig:
     """Units per hidden layer of the reward MLP (paper text: 200; official code: 300)."""
     min_std: float = 0.1
     """Floor added to softplus for the state standard deviation."""
+    bit_depth: int = 5
+    """Bits per colour channel of the images the model sees and draws (1 to 8)."""
 
     @property
     def embed_size(self) -> int:
@@ -87,7 +93,8 @@ class ModelConfig:
     def __post_init__(self) -> None:
         _require("model", self, belief_size=POSITIVE, state_size=POSITIVE,
                  hidden_size=POSITIVE, depth=POSITIVE, reward_layers=POSITIVE,
-                 reward_units=POSITIVE, min_std=POSITIVE_REAL)
+                 reward_units=POSITIVE, min_std=POSITIVE_REAL,
+                 bit_depth=(lambda v: 1 <= v <= 8, "an integer in 1..8"))
 
 
 @dataclass(frozen=True)
@@ -102,13 +109,10 @@ class ObjectiveConfig:
     """Latent overshooting distance D; 1 is the standard one-step KL (the paper's agent)."""
     overshooting_kl_scale: float = 1.0
     """Weight beta of the multi-step KL terms d = 2..D."""
-    bit_depth: int = 5
-    """Bits per colour channel kept by preprocessing (1 to 8)."""
 
     def __post_init__(self) -> None:
         _require("objective", self, free_nats=NON_NEGATIVE, reward_scale=NON_NEGATIVE,
-                 overshooting_distance=POSITIVE, overshooting_kl_scale=NON_NEGATIVE,
-                 bit_depth=(lambda v: 1 <= v <= 8, "an integer in 1..8"))
+                 overshooting_distance=POSITIVE, overshooting_kl_scale=NON_NEGATIVE)
 
 
 @dataclass(frozen=True)
@@ -131,6 +135,8 @@ class OptimConfig:
 class PlannerConfig:
     """Cross-entropy method in latent space (paper section 3)."""
 
+    kind: str = "cem"
+    """Planner: `cem`, the cross-entropy method of the paper (see `assembly.PLANNERS`)."""
     horizon: int = 12
     """Planning horizon H in agent steps."""
     iterations: int = 10
@@ -282,8 +288,8 @@ def validate(cfg: Config) -> None:
 
     Each section checks its own fields when it is built; this adds what needs two sections.
     """
-    if cfg.precision not in ("fp32", "bf16"):
-        raise ValueError(f"precision must be fp32 or bf16, got {cfg.precision!r}")
+    if cfg.precision not in PRECISIONS:
+        raise ValueError(f"precision must be {' or '.join(PRECISIONS)}, got {cfg.precision!r}")
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool) or cfg.seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {cfg.seed!r}")
     if cfg.objective.overshooting_distance >= cfg.train.chunk_length:
@@ -339,10 +345,27 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
     return cls(**kwargs)
 
 
+def _bit_depth_to_model(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 -> 2: `objective.bit_depth` became `model.bit_depth` (a property of the
+    images the model sees, not of the objective)."""
+    objective = dict(data.get("objective", {}))
+    model = dict(data.get("model", {}))
+    if "bit_depth" in objective:
+        model["bit_depth"] = objective.pop("bit_depth")
+    return {**data, "objective": objective, "model": model}
+
+
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _bit_depth_to_model}
+"""Version v -> the function that turns a config dict of version v into one of v + 1."""
+
+
 def from_dict(data: dict[str, Any]) -> Config:
-    """Rebuild a config from `to_dict` output; refuse other versions and unknown fields."""
+    """Rebuild a config from `to_dict` output of this or an older version (migrated step by
+    step through `MIGRATIONS`); refuse newer or unknown versions and unknown fields."""
     data = dict(data)
     version = data.pop("version", None)
+    while isinstance(version, int) and version in MIGRATIONS:
+        data, version = MIGRATIONS[version](data), version + 1
     if version != CONFIG_VERSION:
         raise ValueError(f"config version {version} is not supported by this planet-torch "
                          f"(expects {CONFIG_VERSION}); train a new run with this version")
@@ -386,10 +409,10 @@ def override(cfg: Config, assignments: dict[str, Any]) -> Config:
     return replace(cfg, **top)
 
 
-FIXED_ON_RESUME = ("task", "seed", "logdir", "env.", "model.", "objective.bit_depth")
+FIXED_ON_RESUME = ("task", "seed", "logdir", "env.", "model.")
 """Fields (or whole sections, ending in ".") that a resumed run keeps: the trained weights,
 the episodes on disk and the run folder were made with them. Everything else (device,
-precision, compile, the planner, the optimiser, the objective's weights, the training
+precision, compile, the planner, the optimiser, the objective, the training
 schedule and budget) may change on `--resume`."""
 
 

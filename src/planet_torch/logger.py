@@ -2,7 +2,8 @@
 
 Scalars are namespaced (`train/`, `test/`, `model/`, `time/`) and logged against
 environment steps (agent steps times the action repeat). Each line of `metrics.jsonl` is
-`{"env_steps": ..., "name": value, ...}`; `planet plot` reads it.
+`{"env_steps": ..., "name": value, ...}`; `planet plot` reads it with
+`runs.read_metrics`.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ import numpy as np
 from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
 
-METRICS_NAME = "metrics.jsonl"
-"""The metrics file inside a run folder."""
+from planet_torch.runs import METRICS_NAME
 
 
 class Logger:
@@ -50,20 +50,3 @@ class Logger:
         """Flush and close both outputs."""
         self.writer.close()
         self._metrics.close()
-
-
-def read_metrics(path: Path) -> list[dict[str, float]]:
-    """The records of a metrics.jsonl file (or a run folder's), skipping a torn last line
-    and any line that is not a record of `Logger.scalars` (a JSON object with env_steps)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / METRICS_NAME
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and "env_steps" in record:  # not a line of `scalars`
-            records.append(record)
-    return records

@@ -24,10 +24,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from planet_torch import config as config_lib
-from planet_torch.logger import METRICS_NAME, read_metrics
-from planet_torch.train import CONFIG_NAME
-from planet_torch.trained import RunFolderError
+from planet_torch.runs import METRICS_NAME, RunFolderError, check_run_dir, load_config, read_metrics
 
 PAPER_SCORES = {
     "cartpole-swingup": 821, "reacher-easy": 832, "cheetah-run": 662,
@@ -60,12 +57,8 @@ class RunCurves(NamedTuple):
 
 def read_run(run_dir: Path) -> RunCurves:
     """The task and return curves of a run folder; RunFolderError if it has none."""
-    run_dir = Path(run_dir)
-    for name in (CONFIG_NAME, METRICS_NAME):
-        if not (run_dir / name).is_file():
-            raise RunFolderError(f"{run_dir} has no {name}; pass run folders made by "
-                                 "`planet train`")
-    cfg = config_lib.load(run_dir / CONFIG_NAME)
+    run_dir = check_run_dir(run_dir, METRICS_NAME)
+    cfg = load_config(run_dir)
     records = read_metrics(run_dir)
     curves = {}
     for metric in CURVES:

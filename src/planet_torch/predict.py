@@ -22,7 +22,6 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from planet_torch.preprocess import postprocess, preprocess
 from planet_torch.replay import Episode
 from planet_torch.world_model import WorldModel
 
@@ -56,7 +55,7 @@ class Prediction(NamedTuple):
 
 @torch.inference_mode()
 def open_loop(model: WorldModel, obs: np.ndarray, actions: np.ndarray, context: int,
-              bit_depth: int, generator: torch.Generator | None = None) -> Prediction:
+              generator: torch.Generator | None = None) -> Prediction:
     """Filter `context` frames, then predict the rest of each window open-loop.
 
     obs uint8 (S, T, 64, 64, 3) and actions (S, T, A) in the replay's row convention.
@@ -69,12 +68,12 @@ def open_loop(model: WorldModel, obs: np.ndarray, actions: np.ndarray, context: 
     device = model.device
     pixels = torch.as_tensor(obs, device=device)
     action = torch.as_tensor(actions, device=device, dtype=torch.float32)
-    embed = model.encoder(preprocess(pixels[:, :context], bit_depth, generator))
+    embed = model.encode_pixels(pixels[:, :context], generator)
     posterior, _ = model.rssm.observe(embed, action[:, :context], generator=generator)
     last = posterior.map(lambda x: x[:, -1])
     prior = model.rssm.imagine(action[:, context:], last, generator=generator)
     feat = torch.cat([posterior.feat(), prior.feat()], dim=1)
-    frames = postprocess(model.decoder(feat), bit_depth)
+    frames = model.decode_pixels(feat)
     return Prediction(np.asarray(obs), frames.cpu().numpy(), context)
 
 
@@ -93,7 +92,7 @@ def fit_horizon(rows: int, context: int, horizon: int) -> int:
 
 
 def predict_episodes(model: WorldModel, episodes: Sequence[Episode], context: int,
-                     horizon: int, bit_depth: int, seed: int = 0) -> Prediction:
+                     horizon: int, seed: int = 0) -> Prediction:
     """Open-loop prediction on one window of context + horizon rows per episode.
 
     Each window starts at a uniformly random row (seeded) of its episode, so the sequences
@@ -109,7 +108,7 @@ def predict_episodes(model: WorldModel, episodes: Sequence[Episode], context: in
     obs = np.stack([e.obs[s:s + length] for e, s in zip(episodes, starts, strict=True)])
     actions = np.stack([e.action[s:s + length] for e, s in zip(episodes, starts, strict=True)])
     generator = torch.Generator(model.device).manual_seed(seed)
-    return open_loop(model, obs, actions, context, bit_depth, generator)
+    return open_loop(model, obs, actions, context, generator)
 
 
 def write_error_csv(prediction: Prediction, path: Path) -> Path:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from planet_torch.evaluate import episode_return
-from planet_torch.train import TEST_SEED_OFFSET
+from planet_torch.runs import seed_of_test_episode
 from planet_torch.trained import Playthrough, StepHook, TrainedRun, play
 
 
@@ -66,7 +66,7 @@ class TestResult:
 
 def default_seed(run: TrainedRun) -> int:
     """First test seed when none is given: far from every training episode's seed."""
-    return TEST_SEED_OFFSET * (run.cfg.seed + 1)
+    return seed_of_test_episode(run.cfg.seed)
 
 
 def score(run: TrainedRun, episodes: int, seed: int | None = None,

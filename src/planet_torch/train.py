@@ -6,14 +6,9 @@
         collect one episode with the planner plus Gaussian exploration noise
         every `test_every` episodes: noise-free test episodes, all environments together
 
-A run folder holds:
-
-    config.yaml       the resolved config          checkpoint.pt   latest checkpoint
-    episodes/         every collected episode      metrics.jsonl   scalars, one JSON a line
-    events.out.tfevents.*   TensorBoard            videos/         (written by `planet test`)
-
-Every finished episode is on disk the moment it ends. A checkpoint is written every
-`checkpoint_every` episodes and when the run is stopped (Ctrl-C, SIGTERM); `--resume`
+The run folder's layout and the episode seeds are `runs`'s; the parts are built by
+`assembly`. Every finished episode is on disk the moment it ends. A checkpoint is written
+every `checkpoint_every` episodes and when the run is stopped (Ctrl-C, SIGTERM); `--resume`
 rebuilds the replay from the episode files and continues the counters (an unreadable
 episode file stops it before anything is written: it would be counted but not replayed).
 
@@ -35,8 +30,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
-from datetime import datetime
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -45,23 +39,17 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from planet_torch import __version__, checkpoint
+from planet_torch import __version__, checkpoint, runs
 from planet_torch import config as config_lib
-from planet_torch.acceleration import configure_backends
-from planet_torch.agent import Agent
+from planet_torch.acceleration import configure_backends, resolve_device
+from planet_torch.agent import Planner
+from planet_torch.assembly import check_config, make_agent, make_envs, make_world_model
 from planet_torch.config import Config
-from planet_torch.envs import default_action_repeat, default_episode_steps, make_env
 from planet_torch.evaluate import Interrupted, Policy, episode_return, random_policy, run_episodes
 from planet_torch.logger import Logger
-from planet_torch.planner import CEMPlanner
 from planet_torch.predict import open_loop
 from planet_torch.replay import Batch, Episode, Replay, episode_files, parse_episode_name
-from planet_torch.world_model import TorchBatch, Updater, WorldModel, make_optimizer
-
-CONFIG_NAME = "config.yaml"
-EPISODES_DIR = "episodes"
-TEST_SEED_OFFSET = 1_000_003
-"""Test episodes draw seeds far from training seeds so the two never share a start."""
+from planet_torch.world_model import TorchBatch, Updater, make_optimizer
 
 
 class TrainingDiverged(RuntimeError):
@@ -76,48 +64,6 @@ class Counters:
     env_steps: int = 0
     updates: int = 0
     test_phases: int = 0
-
-
-def resolve_device(name: str) -> torch.device:
-    """`auto` -> cuda when available, else cpu; anything else as torch understands it."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise ValueError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N") from error
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available; use --device cpu")
-    return device
-
-
-def agent_steps_per_episode(cfg: Config) -> int:
-    """Agent steps T of one full episode of the run's task: ceil(environment steps / R).
-
-    Raises ValueError for an unknown task."""
-    repeat = cfg.env.action_repeat or default_action_repeat(cfg.task)
-    return -(-(cfg.env.episode_steps or default_episode_steps(cfg.task)) // repeat)
-
-
-def check_config(cfg: Config) -> None:
-    """Raise ValueError for a config that cannot train on its task (see
-    `config.check_episode_fit`), before any folder or environment is made."""
-    config_lib.check_episode_fit(cfg, agent_steps_per_episode(cfg))
-
-
-def new_run_dir(logdir: Path, task: str, seed: int) -> Path:
-    """A fresh folder `<logdir>/<time>-<task>-s<seed>[-k]`, never an existing one."""
-    logdir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = f"{stamp}-{task.replace(':', '_').replace('/', '_')}-s{seed}"
-    for k in range(1000):
-        path = logdir / (base if k == 0 else f"{base}-{k}")
-        try:
-            path.mkdir()
-        except FileExistsError:
-            continue
-        return path
-    raise RuntimeError(f"could not create a new run folder under {logdir}")
 
 
 def to_device(batch: Batch, device: torch.device) -> TorchBatch:
@@ -211,9 +157,16 @@ def stop_requests() -> Iterator[list[bool]]:
 
 
 class Trainer:
-    """Owns the environments, model, replay and logs of one run folder."""
+    """Owns the environments, model, replay and logs of one run folder.
 
-    def __init__(self, cfg: Config, run_dir: Path, resume: bool = False) -> None:
+    The parts are built from the config (`assembly`); a caller that runs many trainers in
+    one process (a sweep worker, a benchmark) may hand in its own `logger` (anything with
+    Logger's `scalars`, `video` and `close`) or `planner` (an `agent.Planner` for the task's
+    action bounds).
+    """
+
+    def __init__(self, cfg: Config, run_dir: Path, resume: bool = False, *,
+                 logger: Logger | None = None, planner: Planner | None = None) -> None:
         check_config(cfg)
         self.cfg = cfg
         self.run_dir = Path(run_dir)
@@ -221,24 +174,22 @@ class Trainer:
         configure_backends(self.device)
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
-        env_kwargs = asdict(cfg.env)
-        self.env = make_env(cfg.task, seed=cfg.seed, **env_kwargs)
-        self.test_envs = [make_env(cfg.task, **env_kwargs)
-                          for _ in range(cfg.train.test_episodes if cfg.train.test_every else 0)]
+        self.env = make_envs(cfg, 1, seed=cfg.seed)[0]
+        self.test_envs = make_envs(cfg, cfg.train.test_episodes if cfg.train.test_every else 0)
         self.action_repeat = self.env.action_repeat
         space = self.env.action_space
-        self.model = WorldModel(cfg.model, space.shape[0]).to(self.device)
+        self.model = make_world_model(cfg, space.shape[0], self.device)
         self.optimizer = make_optimizer(self.model, cfg.optim)
         self.updater = Updater(self.model, self.optimizer, cfg.objective, cfg.optim.grad_clip,
                                cfg.precision, cfg.compile)
-        self.planner = CEMPlanner(cfg.planner, torch.as_tensor(space.low),
-                                  torch.as_tensor(space.high), cfg.precision, cfg.compile)
         self.generator = torch.Generator(self.device).manual_seed(cfg.seed)
-        self.agent = Agent(self.model, self.planner, cfg.objective.bit_depth, self.generator)
+        self.agent = make_agent(cfg, self.model, torch.as_tensor(space.low),
+                                torch.as_tensor(space.high), self.generator, planner)
+        self.planner = self.agent.planner
         self.counters = Counters()
-        episodes_dir = self.run_dir / EPISODES_DIR
+        episodes_dir = self.run_dir / runs.EPISODES_DIR
         if resume:
-            has_checkpoint = (self.run_dir / checkpoint.CHECKPOINT_NAME).is_file()
+            has_checkpoint = (self.run_dir / runs.CHECKPOINT_NAME).is_file()
             payload = checkpoint.load(self.run_dir) if has_checkpoint else None
             # A run stopped before its first episode ended has no episode folder yet.
             try:
@@ -260,13 +211,13 @@ class Trainer:
                            f"{self.counters.episodes} episode files with a fresh model and "
                            "optimiser (episode and step counters from the files, updates from "
                            "0)", file=sys.stderr)
-            config_lib.save(cfg, self.run_dir / CONFIG_NAME)  # flags given with --resume
+            runs.save_config(cfg, self.run_dir)  # flags given with --resume
         else:
-            config_lib.save(cfg, self.run_dir / CONFIG_NAME)
+            runs.save_config(cfg, self.run_dir)
             self.replay = Replay(episodes_dir, cfg.train.replay_capacity, seed=cfg.seed)
         self.loader = BatchLoader(self.replay, cfg.train.batch_size, cfg.train.chunk_length,
                                   self.device)
-        self.logger = Logger(self.run_dir)
+        self.logger = Logger(self.run_dir) if logger is None else logger
 
     # ----------------------------------------------------------------- checkpoints
     def _payload(self) -> dict[str, Any]:
@@ -287,7 +238,7 @@ class Trainer:
 
     def save_checkpoint(self) -> None:
         """Write the latest checkpoint atomically into the run folder."""
-        checkpoint.save(self.run_dir / checkpoint.CHECKPOINT_NAME, self._payload())
+        checkpoint.save(self.run_dir / runs.CHECKPOINT_NAME, self._payload())
 
     def _restore(self, payload: dict[str, Any]) -> None:
         try:
@@ -296,7 +247,7 @@ class Trainer:
             detail = next((line.strip() for line in str(error).splitlines()[1:] if line.strip()),
                           str(error))
             raise checkpoint.CheckpointError(
-                f"the checkpoint in {self.run_dir} does not fit its {CONFIG_NAME}: "
+                f"the checkpoint in {self.run_dir} does not fit its {runs.CONFIG_NAME}: "
                 f"{detail}") from error
         self.optimizer.load_state_dict(payload["optimizer"])
         for group in self.optimizer.param_groups:  # fused Adam is this device's choice
@@ -307,7 +258,8 @@ class Trainer:
         try:
             self.generator.set_state(rng["generator"])
         except RuntimeError:  # written by a generator of another device type (CUDA vs CPU)
-            self.generator.manual_seed(self.cfg.seed * TEST_SEED_OFFSET + self.counters.updates)
+            self.generator.manual_seed(
+                runs.planning_seed_after_device_change(self.cfg.seed, self.counters.updates))
             tqdm.write(f"warning: the checkpoint's planning and noise random state is for "
                        f"another device than {self.device}; reseeded from the run's seed and "
                        "update count (the run continues, not bit for bit as on the old device)",
@@ -318,7 +270,7 @@ class Trainer:
 
     def _count_episode_files(self) -> None:
         """Count episodes finished after the checkpoint (or without one): they are on disk."""
-        names = [parse_episode_name(p) for p in episode_files(self.run_dir / EPISODES_DIR)]
+        names = [parse_episode_name(p) for p in episode_files(self.run_dir / runs.EPISODES_DIR)]
         self.counters.episodes = max(self.counters.episodes, len(names))
         self.counters.env_steps = max(self.counters.env_steps,
                                       sum(n.steps for n in names) * self.action_repeat)
@@ -366,8 +318,9 @@ class Trainer:
 
     def _test(self) -> float:
         cfg = self.cfg
-        base = TEST_SEED_OFFSET * (cfg.seed + 1) + self.counters.test_phases * len(self.test_envs)
-        seeds = [base + i for i in range(len(self.test_envs))]
+        first = self.counters.test_phases * len(self.test_envs)
+        seeds = [runs.seed_of_test_episode(cfg.seed, first + i)
+                 for i in range(len(self.test_envs))]
         self.agent.reset(len(self.test_envs))
         episodes = run_episodes(self.test_envs, self.agent.act, seeds)
         returns = [episode_return(e) for e in episodes]
@@ -384,15 +337,14 @@ class Trainer:
         length = min(episode.length, 50)
         context = min(5, length - 1)
         prediction = open_loop(self.model, episode.obs[None, :length],
-                               episode.action[None, :length], context,
-                               self.cfg.objective.bit_depth, self.generator)
+                               episode.action[None, :length], context, self.generator)
         self.logger.video(self.counters.env_steps, "test/open_loop_prediction",
                           prediction.grid())
 
     def _play(self, policy: Policy, should_stop: Callable[[], bool]) -> float:
         """One training episode from the run's next episode seed, stored; returns its return."""
         started = time.time()
-        seed = self.cfg.seed * 10_000 + self.counters.episodes
+        seed = runs.seed_of_training_episode(self.cfg.seed, self.counters.episodes)
         episode = run_episodes([self.env], policy, [seed], should_stop)[0]
         return self._collect(episode, started)
 

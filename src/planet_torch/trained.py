@@ -11,7 +11,7 @@ agents are planned for in one batched CEM call per step, with no exploration noi
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -19,25 +19,19 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from planet_torch import checkpoint
-from planet_torch import config as config_lib
+from planet_torch import checkpoint, runs
+from planet_torch.acceleration import resolve_device
 from planet_torch.agent import Agent
+from planet_torch.assembly import agent_steps_per_episode, make_agent, make_envs
 from planet_torch.checkpoint import CheckpointError
 from planet_torch.config import Config
-from planet_torch.envs import make_env
 from planet_torch.evaluate import run_episodes
-from planet_torch.planner import CEMPlanner
 from planet_torch.replay import Episode
-from planet_torch.train import CONFIG_NAME, agent_steps_per_episode, resolve_device
 from planet_torch.video import DEFAULT_FPS
 from planet_torch.world_model import WorldModel
 
 StepHook = Callable[[np.ndarray, Agent], None]
 """Called after every planning step with the observations (N, 64, 64, 3) and the agent."""
-
-
-class RunFolderError(ValueError):
-    """A path is not a run folder made by `planet train`."""
 
 
 @dataclass(frozen=True)
@@ -72,16 +66,8 @@ def load_run(run_dir: Path, checkpoint_path: Path | None = None,
     Raises `RunFolderError` when run_dir is not a run folder, and `CheckpointError` when the
     checkpoint is missing, corrupt, or from a run of another task or environment setting.
     """
-    run_dir = Path(run_dir)
-    if not run_dir.exists():
-        raise RunFolderError(f"run folder {run_dir} does not exist")
-    if not run_dir.is_dir():
-        raise RunFolderError(f"{run_dir} is a file, not a run folder; pass the run folder, "
-                             "and a checkpoint file with --checkpoint")
-    if not (run_dir / CONFIG_NAME).is_file():
-        raise RunFolderError(f"{run_dir} is not a run folder (no {CONFIG_NAME}); pass a "
-                             "folder made by `planet train`")
-    cfg = config_lib.load(run_dir / CONFIG_NAME)
+    run_dir = runs.check_run_dir(run_dir)
+    cfg = runs.load_config(run_dir)
     if precision is not None:
         cfg = replace(cfg, precision=precision)  # Config validates it
     path = checkpoint.resolve(run_dir if checkpoint_path is None else Path(checkpoint_path))
@@ -123,12 +109,11 @@ def play(run: TrainedRun, seeds: Sequence[int], on_step: StepHook | None = None,
     if not seeds:
         raise ValueError("need at least one seed (one episode)")
     cfg = run.cfg
-    envs = [make_env(cfg.task, **asdict(cfg.env)) for _ in seeds]
+    envs = make_envs(cfg, len(seeds))
     space = envs[0].action_space
-    planner = CEMPlanner(cfg.planner, torch.as_tensor(space.low), torch.as_tensor(space.high),
-                         cfg.precision, cfg.compile)
     generator = torch.Generator(run.model.device).manual_seed(int(seeds[0]))
-    agent = Agent(run.model, planner, cfg.objective.bit_depth, generator)
+    agent = make_agent(cfg, run.model, torch.as_tensor(space.low), torch.as_tensor(space.high),
+                       generator)
     agent.reset(len(envs))
     fps = envs[0].metadata.get("render_fps") or DEFAULT_FPS
     bar = tqdm(total=episode_rows(cfg) - 1, unit="step", desc=f"{desc} ({len(envs)} together)",

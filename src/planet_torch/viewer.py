@@ -19,7 +19,6 @@ import numpy as np
 import torch
 
 from planet_torch.agent import Agent
-from planet_torch.preprocess import postprocess
 from planet_torch.video import tile, upscale
 
 WINDOW_SCALE = 3
@@ -45,12 +44,11 @@ def reconstruct(agent: Agent) -> np.ndarray:
     """The decoded posterior of the agent's N environments: uint8 (N, 64, 64, 3).
 
     Decodes feat = [h_t, s_t] of the agent's current state with the observation model and
-    maps the mean image back to pixels with the run's bit depth.
+    maps the mean image back to pixels with the model's bit depth.
     """
     if agent.state is None:
         raise RuntimeError("the agent has not observed anything yet")
-    decoded = agent.model.decoder(agent.state.feat())
-    return postprocess(decoded, agent.bit_depth).cpu().numpy()
+    return agent.model.decode_pixels(agent.state.feat()).cpu().numpy()
 
 
 def side_by_side(real: np.ndarray, model: np.ndarray, scale: int = WINDOW_SCALE) -> np.ndarray:

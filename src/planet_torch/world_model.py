@@ -28,11 +28,10 @@ from planet_torch.acceleration import Fallback, autocast, check_precision, compi
 from planet_torch.config import ModelConfig, ObjectiveConfig, OptimConfig
 from planet_torch.networks import Encoder, ObservationDecoder, RewardModel
 from planet_torch.objective import Loss, negative_elbo
-from planet_torch.preprocess import preprocess
+from planet_torch.preprocess import postprocess, preprocess
 from planet_torch.rssm import RSSM, LatentState
 
-__all__ = ["ModelInputs", "TorchBatch", "Updater", "WorldModel", "autocast", "make_optimizer",
-           "update"]
+__all__ = ["ModelInputs", "TorchBatch", "Updater", "WorldModel", "make_optimizer"]
 
 
 class TorchBatch(NamedTuple):
@@ -78,12 +77,23 @@ class WorldModel(nn.Module):
         """Where the parameters live."""
         return next(self.parameters()).device
 
+    def encode_pixels(self, obs: torch.Tensor, generator: torch.Generator | None = None
+                      ) -> torch.Tensor:
+        """uint8 images (..., 64, 64, 3) -> embeddings e_t = enc(x_t) (..., E), where x_t is
+        the image at the model's bit depth with dequantisation noise (`preprocess`)."""
+        return self.encoder(preprocess(obs, self.cfg.bit_depth, generator))
+
+    def decode_pixels(self, feat: torch.Tensor) -> torch.Tensor:
+        """Model states [h_t, s_t] (..., |h| + |s|) -> uint8 images (..., 64, 64, 3): the mean
+        of p(o_t | h_t, s_t) at the model's bit depth (`postprocess`)."""
+        return postprocess(self.decoder(feat), self.cfg.bit_depth)
+
     def prepare(self, batch: TorchBatch, cfg: ObjectiveConfig,
                 generator: torch.Generator | None = None) -> ModelInputs:
         """Check the batch, preprocess its images and draw the posterior noise, then (for
         latent overshooting, D > 1) the overshooting rollout's noise, in that order."""
         self._check_batch(batch)
-        obs = preprocess(batch.obs, cfg.bit_depth, generator)
+        obs = preprocess(batch.obs, self.cfg.bit_depth, generator)
         B, L = batch.reward.shape
         S = self.cfg.state_size
         state_noise = torch.randn((B, L, S), generator=generator, device=obs.device)
@@ -188,12 +198,3 @@ class Updater:
         self.optimizer.step()
         return {**metrics, "model/grad_norm": grad_norm.detach()}
 
-
-def update(model: WorldModel, optimizer: torch.optim.Optimizer, batch: TorchBatch,
-           objective: ObjectiveConfig, grad_clip: float, precision: str = "fp32",
-           generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-    """One eager gradient step on the negative ELBO; returns detached metrics on the device.
-
-    A training loop builds one `Updater` and keeps it, so that a compiled step lasts.
-    """
-    return Updater(model, optimizer, objective, grad_clip, precision)(batch, generator)

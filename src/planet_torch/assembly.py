@@ -1,0 +1,87 @@
+"""The one place that builds a run's parts from its config: environments, model, planner, agent.
+
+Training, `planet test`, `predict`, the live viewer, `planet bench` and the benchmarks all
+build through these functions, so a config means the same agent everywhere:
+
+    make_envs(cfg, n)                      the task's pixel environments (`envs`)
+    make_world_model(cfg, A, device)       encoder, RSSM, observation and reward models
+    make_planner(cfg, low, high)           `PLANNERS[cfg.planner.kind]`
+    make_agent(cfg, model, low, high, g)   belief filtering plus that planner
+
+A new planner is one module with a class that takes `(PlannerConfig, low, high, precision,
+compile)` and has the `agent.Planner` methods, plus one entry in `PLANNERS`; its name is
+then a valid `--planner.kind`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+
+import torch
+
+from planet_torch import config as config_lib
+from planet_torch.agent import Agent, Planner
+from planet_torch.config import Config, PlannerConfig
+from planet_torch.envs import PixelEnv, default_action_repeat, default_episode_steps, make_env
+from planet_torch.planner import CEMPlanner
+from planet_torch.world_model import WorldModel
+
+PlannerFactory = Callable[[PlannerConfig, torch.Tensor, torch.Tensor, str, bool], Planner]
+"""(planner config, action low, action high, precision, compile) -> a planner."""
+
+PLANNERS: dict[str, PlannerFactory] = {"cem": CEMPlanner}
+"""`planner.kind` -> the planner it builds."""
+
+
+def agent_steps_per_episode(cfg: Config) -> int:
+    """Agent steps T of one full episode of the run's task: ceil(environment steps / R).
+
+    Raises ValueError for an unknown task."""
+    repeat = cfg.env.action_repeat or default_action_repeat(cfg.task)
+    return -(-(cfg.env.episode_steps or default_episode_steps(cfg.task)) // repeat)
+
+
+def _check_planner_kind(cfg: Config) -> None:
+    """Raise ValueError unless `planner.kind` names a planner of `PLANNERS`."""
+    if cfg.planner.kind not in PLANNERS:
+        raise ValueError(f"unknown planner.kind {cfg.planner.kind!r}; choose one of "
+                         f"{', '.join(sorted(PLANNERS))}")
+
+
+def check_config(cfg: Config) -> None:
+    """Raise ValueError for a config that cannot be built or cannot train on its task (an
+    unknown planner kind or task, a chunk longer than an episode: `config.check_episode_fit`),
+    before any folder or environment is made."""
+    _check_planner_kind(cfg)
+    config_lib.check_episode_fit(cfg, agent_steps_per_episode(cfg))
+
+
+def make_envs(cfg: Config, count: int, seed: int | None = None) -> list[PixelEnv]:
+    """`count` environments of the run's task with its environment settings; the first is
+    seeded with `seed` (the others are seeded per episode by whoever resets them)."""
+    return [make_env(cfg.task, seed=seed if i == 0 else None, **asdict(cfg.env))
+            for i in range(count)]
+
+
+def make_world_model(cfg: Config, action_size: int,
+                     device: torch.device | str = "cpu") -> WorldModel:
+    """The world model of the config's sizes for actions of `action_size`, on `device`."""
+    return WorldModel(cfg.model, action_size).to(device)
+
+
+def make_planner(cfg: Config, low: torch.Tensor, high: torch.Tensor) -> Planner:
+    """The config's planner (`planner.kind`) for actions within [low, high], in the run's
+    precision, compiled if the run compiles."""
+    _check_planner_kind(cfg)
+    return PLANNERS[cfg.planner.kind](cfg.planner, torch.as_tensor(low),
+                                      torch.as_tensor(high), cfg.precision, cfg.compile)
+
+
+def make_agent(cfg: Config, model: WorldModel, low: torch.Tensor, high: torch.Tensor,
+               generator: torch.Generator | None = None, planner: Planner | None = None
+               ) -> Agent:
+    """An agent acting with `model` and the config's planner (or the one given), drawing
+    its planning and noise randomness from `generator`."""
+    return Agent(model, make_planner(cfg, low, high) if planner is None else planner,
+                 generator)

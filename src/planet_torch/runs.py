@@ -1,0 +1,134 @@
+"""The run folder: what a run writes where, how its episodes are seeded, and its config.
+
+A run folder, made by `planet train` under the logdir as `<time>-<task>-s<seed>`, holds:
+
+    config.yaml       the resolved config          checkpoint.pt   latest checkpoint
+    episodes/         every collected episode      metrics.jsonl   scalars, one JSON a line
+    events.out.tfevents.*   TensorBoard            videos/         (written by `planet test`)
+
+Every tool that reads a run starts here: `check_run_dir` is the one test of "is this a run
+folder" and `RunFolderError` its one error. The seed policy lives here too, so that training
+episodes, test episodes and the tools that replay them agree:
+
+    training episode k of a run with seed s:   s * 10_000 + k
+    test episode i of test phase p:            1_000_003 * (s + 1) + p * N + i   (N per phase)
+
+This module imports neither torch nor the environments: `planet plot` reads run folders
+through it and stays light.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from planet_torch import config as config_lib
+from planet_torch.config import Config
+
+CONFIG_NAME = "config.yaml"
+"""The run's resolved config."""
+CHECKPOINT_NAME = "checkpoint.pt"
+"""The latest checkpoint."""
+EPISODES_DIR = "episodes"
+"""Every collected episode, one file each."""
+METRICS_NAME = "metrics.jsonl"
+"""Scalars, one JSON object a line."""
+
+TRAIN_SEED_STRIDE = 10_000
+"""Training episode k of a run with seed s starts from environment seed s * stride + k."""
+TEST_SEED_OFFSET = 1_000_003
+"""Test episodes draw seeds far from training seeds so the two never share a start."""
+
+
+class RunFolderError(ValueError):
+    """A path is not a run folder made by `planet train`."""
+
+
+def new_run_dir(logdir: Path, task: str, seed: int) -> Path:
+    """A fresh folder `<logdir>/<time>-<task>-s<seed>[-k]`, never an existing one."""
+    logdir = Path(logdir)
+    logdir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = f"{stamp}-{task.replace(':', '_').replace('/', '_')}-s{seed}"
+    for k in range(1000):
+        path = logdir / (base if k == 0 else f"{base}-{k}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise RuntimeError(f"could not create a new run folder under {logdir}")
+
+
+def check_run_dir(run_dir: Path, *also: str) -> Path:
+    """run_dir as a Path if it is a run folder (a folder with a config.yaml, and each file
+    named in `also`); otherwise RunFolderError saying what to pass instead."""
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise RunFolderError(f"{run_dir} does not exist, so it is not a run folder; pass a "
+                             "folder made by `planet train`")
+    if not run_dir.is_dir():
+        raise RunFolderError(f"{run_dir} is a file, not a run folder; pass the folder made by "
+                             "`planet train` (a checkpoint file goes with --checkpoint)")
+    for name in (CONFIG_NAME, *also):
+        if not (run_dir / name).is_file():
+            raise RunFolderError(f"{run_dir} is not a run folder (no {name}); pass a "
+                                 "folder made by `planet train`")
+    return run_dir
+
+
+def load_config(run_dir: Path) -> Config:
+    """The saved config of a run folder (RunFolderError if it is not one)."""
+    return config_lib.load(check_run_dir(run_dir) / CONFIG_NAME)
+
+
+def resume_config(run_dir: Path, assignments: dict[str, Any]) -> Config:
+    """The saved config of a run with the flags given on `--resume` applied.
+
+    Raises RunFolderError for a folder that is not a run, and ValueError (naming the flag)
+    for a change to a field the run's weights and episodes depend on
+    (`config.FIXED_ON_RESUME`).
+    """
+    return config_lib.resume_override(load_config(run_dir), assignments)
+
+
+def save_config(cfg: Config, run_dir: Path) -> None:
+    """Write the run's config.yaml (atomically)."""
+    config_lib.save(cfg, Path(run_dir) / CONFIG_NAME)
+
+
+def seed_of_training_episode(run_seed: int, episode: int) -> int:
+    """Environment seed of training episode `episode` (0-based, seed episodes included)."""
+    return run_seed * TRAIN_SEED_STRIDE + episode
+
+
+def seed_of_test_episode(run_seed: int, index: int = 0) -> int:
+    """Environment seed of the run's test episode `index`, counted over all test phases
+    (phase p of N episodes holds indices p * N .. p * N + N - 1); index 0 is where
+    `planet test` starts by default."""
+    return TEST_SEED_OFFSET * (run_seed + 1) + index
+
+
+def planning_seed_after_device_change(run_seed: int, updates: int) -> int:
+    """Seed of the planning and noise generator when a checkpoint's generator state was
+    written on another device type and cannot be restored: fixed by the run and its progress."""
+    return run_seed * TEST_SEED_OFFSET + updates
+
+
+def read_metrics(path: Path) -> list[dict[str, float]]:
+    """The records of a metrics.jsonl file (or a run folder's), skipping a torn last line
+    and any line that is not a record of `Logger.scalars` (a JSON object with env_steps)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / METRICS_NAME
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and "env_steps" in record:  # not a line of `scalars`
+            records.append(record)
+    return records
