@@ -1,21 +1,18 @@
 #!/usr/bin/env bash
-# Wheels for a lent GPU machine: the dependencies of planet-torch that its image lacks.
+# Wheels for a GPU machine without network: the dependencies of planet-torch that such an
+# image often lacks, for benchmarks/gpu_check.sh to install there.
 #
-# The device tool's GPU machines (benchmarks/acceleration.md, "What a GPU session must run")
-# have Python 3.12 with torch, tensorboard, imageio, matplotlib, pyyaml, tqdm and pillow, but
-# no network and no dm_control, MuJoCo or Gymnasium. Their wheels must travel with the working
-# tree, which may hold 64 MiB in all. dm_control's wheel alone is 56 MB, nearly all of it the
-# locomotion and manipulation assets that the Control Suite never reads, so this script
-# repacks it without them (17 MB; 51 MB for all nine wheels). imageio-ffmpeg (68 MB) is left
-# out: only MP4 writing needs it, and neither the CUDA tests nor the GPU benchmarks write
-# MP4. Checked on the CPU machine: the six paper tasks build and step with the repacked
-# dm_control.
+# A machine with Python 3.12, torch, tensorboard, imageio, matplotlib, pyyaml, tqdm and
+# pillow but no dm_control, MuJoCo or Gymnasium gets their wheels from here. dm_control's
+# wheel alone is 56 MB, nearly all of it the locomotion and manipulation assets that the
+# Control Suite never reads, so this script repacks it without them (17 MB; 51 MB for all
+# nine wheels). imageio-ffmpeg (68 MB) is left out: only MP4 writing needs it, and neither
+# the CUDA tests nor the GPU benchmarks write MP4. Checked on a CPU machine: the six paper
+# tasks build and step with the repacked dm_control.
 #
-#   bash benchmarks/gpu_wheels.sh .whl    # .gitignore ignores .whl/; carry it by name
+# usage: bash benchmarks/gpu_wheels.sh [FOLDER]    (default .whl, which .gitignore ignores)
 #
-# On the GPU machine, with `.whl` carried:
-#   python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
-#   export PYTHONPATH=/tmp/site:$PWD/src MUJOCO_GL=egl
+# Copy FOLDER to the GPU machine beside the checkout; benchmarks/gpu_check.sh installs it.
 set -euo pipefail
 out="${1:-.whl}"
 mkdir -p "$out"
