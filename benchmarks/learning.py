@@ -39,7 +39,7 @@ import numpy as np
 
 from planet_torch import checkpoint, plot
 from planet_torch import config as config_lib
-from planet_torch.bench import load_average
+from planet_torch.bench import load_average, source_commit
 from planet_torch.runs import CHECKPOINT_NAME, CONFIG_NAME, load_config, read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,15 +54,6 @@ def machine_name() -> str:
         model = platform.processor() or platform.machine()
     words = re.findall(r"[a-z0-9]+", model.lower().replace("(r)", "").replace("(tm)", ""))
     return "-".join([*words[:2], f"{os.cpu_count()}core"])
-
-
-def commit() -> str:
-    """The checkout's commit, with `+dirty` when it has uncommitted changes."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
-                              check=False).stdout.strip()
-    head = git("rev-parse", "--short", "HEAD") or "unknown"
-    return head + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
 def run_folder(logdir: Path) -> Path | None:
@@ -124,7 +115,7 @@ def train_one(task: str, seed: int, preset: str, logdir: Path, extra: list[str])
     else:
         command = ["planet", "train", "--preset", preset, "--task", task, "--seed", str(seed),
                    "--logdir", str(logdir), *extra]
-    session = {"command": " ".join(command), "commit": commit(),
+    session = {"command": " ".join(command), "commit": source_commit(),
                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                "load_average_start": _load()}
     start = time.perf_counter()

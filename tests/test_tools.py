@@ -182,6 +182,9 @@ def test_bench_quick_prints_a_table_and_writes_json(
     assert document["command"] == (f"planet bench --quick --device cpu --agents 1 3 "
                                    f"--episode --json {path}")
     assert {"cpu", "cores", "torch", "device"} <= set(document["machine"])
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True, cwd=Path(__file__).parent).stdout.strip()
+    assert document["commit"].removesuffix("+dirty") == (head or "unknown")
     names = [(r["name"], r["size"].split()[0]) for r in document["results"]]
     assert names == [("update", "B=4"), ("update", "B=2"), ("plan", "N=1"), ("plan", "N=3"),
                      ("env", "cartpole-swingup"), ("replay", "B=4"), ("replay", "B=2"),

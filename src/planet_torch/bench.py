@@ -31,6 +31,7 @@ import os
 import platform
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -504,6 +505,24 @@ def table_row(m: Measurement) -> str:
             f"{m.peak_memory_mib:>9.0f}")
 
 
+def source_commit() -> str:
+    """The commit of the checkout this package runs from, with `+dirty` when tracked files
+    have uncommitted changes; `unknown` for an installed copy outside a git checkout."""
+    root = Path(__file__).resolve().parents[2]
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
+                                  check=False, timeout=30).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+
+    head = git("rev-parse", "--short", "HEAD")
+    if not head:
+        return "unknown"
+    return head + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
 def report(s: BenchSettings, measurements: Sequence[Measurement], command: str,
            machine_info: dict[str, Any]) -> dict[str, Any]:
     """The JSON document of a benchmark run: when, where, how, and the results.
@@ -516,6 +535,7 @@ def report(s: BenchSettings, measurements: Sequence[Measurement], command: str,
     return {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": command,
+        "commit": source_commit(),
         "machine": machine_info,
         "load_average_1m_at_end": load_average(),
         "settings": settings,
