@@ -259,18 +259,20 @@ def _cpu() -> Config:
     """cartpole-swingup on two CPU cores in about an hour: smaller networks, batches and planner.
 
     Sized by measurement on a 2-core AMD EPYC (idle): an update of 16 chunks of 50 steps
-    takes 1.8 s, a planning call 0.12 s for one agent and 0.95 s for ten, an agent step of
-    the environment 0.03 s. 55 trained episodes of 20 updates and 125 planned steps each,
-    plus three test phases of 10 episodes, come to about 58 minutes. The convolutions are
-    half as wide (depth 16), the GRU and dense layers have 100 units, and CEM searches 200
-    candidates for 5 iterations. The target (`benchmarks/learning.py`): a noise-free test
-    return of 450 at the end, median of 3 seeds; the paper's agent reaches 821 after 1000
-    episodes.
+    takes 1.2 s at depth 8 (2.0 s at depth 16: the 50-step RSSM loop costs the same at
+    both), a planning call 0.11 s for one agent and 0.88 s for ten, an agent step of the
+    environment 0.03 s. 55 trained episodes of 30 updates and 125 planned steps each, plus
+    three test phases of 10 episodes, come to about 56 minutes. Depth 16 with 20 updates
+    per episode fit the hour too but did not learn in it (docs/results.md): too few
+    updates. So the convolutions are a quarter as wide as the paper's (depth 8), the GRU
+    and dense layers have 100 units, and CEM searches 200 candidates for 5 iterations.
+    The target (`benchmarks/learning.py`): a noise-free test return of 450 at the end,
+    median of 3 seeds; the paper's agent reaches 821 after 1000 episodes.
     """
     return Config(
-        model=ModelConfig(belief_size=100, hidden_size=100, depth=16),
+        model=ModelConfig(belief_size=100, hidden_size=100, depth=8),
         planner=PlannerConfig(horizon=12, iterations=5, candidates=200, elites=20),
-        train=TrainConfig(seed_episodes=5, collect_interval=20, batch_size=16, chunk_length=50,
+        train=TrainConfig(seed_episodes=5, collect_interval=30, batch_size=16, chunk_length=50,
                           episodes=60, test_every=20, test_episodes=10, video_every=0,
                           checkpoint_every=5),
     )
