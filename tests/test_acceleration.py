@@ -25,7 +25,7 @@ from planet_torch import config as config_lib
 from planet_torch import planner as planner_lib
 from planet_torch.acceleration import Fallback
 from planet_torch.cli import main
-from planet_torch.planner import CEMNoise, CEMPlanner
+from planet_torch.planner import CEMPlanner, PlanNoise, RandomShootingPlanner
 from planet_torch.replay import Episode, Replay
 from planet_torch.rssm import LatentState
 from planet_torch.train import BatchLoader, to_device
@@ -80,7 +80,7 @@ def assert_same_training(a: list[dict[str, torch.Tensor]], b: list[dict[str, tor
 
 
 def planning_setup(num_agents: int = 1, device: str = "cpu", **planner_options
-                   ) -> tuple[WorldModel, CEMPlanner, LatentState, CEMNoise]:
+                   ) -> tuple[WorldModel, CEMPlanner, LatentState, PlanNoise]:
     model = make_model(device=device).eval()
     planner = CEMPlanner(DEBUG.planner, -torch.ones(A), torch.ones(A), **planner_options)
     g = torch.Generator().manual_seed(3)
@@ -92,7 +92,7 @@ def planning_setup(num_agents: int = 1, device: str = "cpu", **planner_options
             state = model.rssm.img_step(state, action, eps)
     noise = planner.draw_noise(num_agents, DEBUG.model.state_size, torch.device("cpu"),
                                torch.Generator().manual_seed(4))
-    return model, planner, state, CEMNoise(*(x.to(device) for x in noise))
+    return model, planner, state, PlanNoise(*(x.to(device) for x in noise))
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +156,7 @@ def test_compiled_update_matches_eager(compiled_on_cpu):
 
 
 def test_compiled_planner_matches_eager(compiled_on_cpu):
-    """Same state and CEMNoise: the compiled rollout gives the eager returns and action."""
+    """Same state and PlanNoise: the compiled rollout gives the eager returns and action."""
     model, eager, state, noise = planning_setup()
     compiled = CEMPlanner(DEBUG.planner, -torch.ones(A), torch.ones(A), compile=True)
     torch.testing.assert_close(compiled.plan(model, state, noise),
@@ -361,7 +361,7 @@ def test_graph_planner_bookkeeping_with_a_cpu_stand_in_for_capture(monkeypatch):
     model, eager, state, noise = planning_setup(2)
     graphed = CEMPlanner(DEBUG.planner, -torch.ones(A), torch.ones(A), cuda_graphs=True)
 
-    def check(m: WorldModel, s: LatentState, n: CEMNoise) -> torch.Tensor:
+    def check(m: WorldModel, s: LatentState, n: PlanNoise) -> torch.Tensor:
         action = graphed._graph_call(m, s, n)
         torch.testing.assert_close(action, eager.cem(m, s, n), atol=0, rtol=0)
         return action
@@ -369,7 +369,7 @@ def test_graph_planner_bookkeeping_with_a_cpu_stand_in_for_capture(monkeypatch):
     first = check(model, state, noise)
     kept = first.clone()
     second = check(model, state.map(lambda x: x.flip(0) + 0.5),
-                   CEMNoise(*(x.flip(1) for x in noise)))
+                   PlanNoise(*(x.flip(1) for x in noise)))
     assert not torch.equal(second, kept)
     assert torch.equal(first, kept), "a returned action must not alias the graph's output"
     for p in model.parameters():
@@ -392,7 +392,45 @@ def test_graph_planner_bookkeeping_with_a_cpu_stand_in_for_capture(monkeypatch):
     assert len(captures) == 4
 
 
+def test_random_shooting_reads_no_host_values_and_runs_through_the_graph_wrapper(monkeypatch):
+    """The random-shooting search shares CEM's fast paths: no host reads, and the graph
+    wrapper (CPU stand-in for the capture) returns the eager search's action."""
+    captures: list[torch.device] = []
+    monkeypatch.setattr(planner_lib, "capture_cuda_graph", cpu_graph_capture(captures))
+    model, _, state, _ = planning_setup(num_agents=2)
+    eager = RandomShootingPlanner(DEBUG.planner, -torch.ones(A), torch.ones(A))
+    graphed = RandomShootingPlanner(DEBUG.planner, -torch.ones(A), torch.ones(A),
+                                    cuda_graphs=True)
+    noise = eager.draw_noise(2, DEBUG.model.state_size, torch.device("cpu"),
+                             torch.Generator().manual_seed(4))
+    with no_host_reads():
+        action = eager.plan(model, state, noise)
+    with torch.inference_mode():
+        for _ in range(2):
+            torch.testing.assert_close(graphed._graph_call(model, state, noise), action,
+                                       atol=0, rtol=0)
+    assert len(captures) == 1
+
+
 # CUDA only: skipped without a GPU; a GPU session must run these. ----------------------------
+
+
+@needs_cuda
+def test_cuda_graph_random_shooting_matches_eager():
+    model, _, state, _ = planning_setup(3, "cuda")
+    eager = RandomShootingPlanner(DEBUG.planner, -torch.ones(A), torch.ones(A),
+                                  cuda_graphs=False)
+    graphed = RandomShootingPlanner(DEBUG.planner, -torch.ones(A), torch.ones(A),
+                                    cuda_graphs=True)
+    noise = eager.draw_noise(3, DEBUG.model.state_size, torch.device("cuda"),
+                             torch.Generator("cuda").manual_seed(0))
+    for trial in range(2):
+        if trial == 1:
+            state = state.map(lambda x: x.flip(0) + 0.1)
+            noise = PlanNoise(*(x.flip(1) for x in noise))
+        torch.testing.assert_close(graphed.plan(model, state, noise),
+                                   eager.plan(model, state, noise), atol=0, rtol=0)
+    assert graphed._graphed.active
 
 @needs_cuda
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
@@ -411,7 +449,7 @@ def test_cuda_graph_planner_matches_eager(request, precision, compile):
         for trial in range(3):
             if trial == 1:
                 state = state.map(lambda x: x.flip(0) + 0.1)
-                noise = CEMNoise(*(x.flip(1) for x in noise))
+                noise = PlanNoise(*(x.flip(1) for x in noise))
             if trial == 2:
                 with torch.no_grad():
                     for p in model.parameters():

@@ -188,3 +188,26 @@ def test_negative_exploration_noise_is_refused():
     agent.reset(1)
     with pytest.raises(ValueError, match="exploration_noise"):
         agent.act(np.zeros((1, 64, 64, 3), np.uint8), exploration_noise=-0.1)
+
+
+@pytest.mark.parametrize("kind", ["cem", "random_shooting"])
+def test_an_agent_acts_with_each_planner_kind(kind):
+    """`assembly.make_agent` builds the config's planner; its actions stay within the bounds
+    and repeat with the seed."""
+    from planet_torch import assembly
+    from planet_torch.config import Config
+
+    cfg = Config(model=MODEL, planner=PlannerConfig(kind=kind, horizon=3, iterations=2,
+                                                    candidates=16, elites=4))
+    low, high = torch.tensor([-2.0, 0.0]), torch.tensor([1.0, 3.0])
+    actions = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = WorldModel(MODEL, 2).eval()
+        agent = assembly.make_agent(cfg, model, low, high, torch.Generator().manual_seed(0))
+        agent.reset(2)
+        actions.append(np.stack([agent.act(frame, exploration_noise=0.3)
+                                 for frame in observations(3, 2)]))
+    assert np.array_equal(actions[0], actions[1])
+    assert actions[0].shape == (3, 2, 2)
+    assert np.all(actions[0] >= low.numpy()) and np.all(actions[0] <= high.numpy())

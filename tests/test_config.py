@@ -18,6 +18,8 @@ def test_defaults_are_the_papers_numbers():
     assert (cfg.optim.learning_rate, cfg.optim.adam_eps, cfg.optim.grad_clip) == (1e-3, 1e-4, 1000)
     assert cfg.objective.free_nats == 3 and cfg.model.bit_depth == 5
     assert cfg.objective.overshooting_distance == 1  # latent overshooting off
+    assert cfg.objective.overshooting_weighting == "paper"  # equation 7 as written
+    assert cfg.planner.kind == "cem" and cfg.train.collection == "planner"
 
 
 def test_frozen():
@@ -85,6 +87,10 @@ def test_unknown_fields_and_versions(tmp_path):
     ("planner.elites", 2000, "planner.elites must be in 1..planner.candidates (1000), got 2000"),
     ("planner.horizon", 0, "planner.horizon must be an integer >= 1, got 0"),
     ("env.action_repeat", 0, "env.action_repeat must be an integer >= 1, or none, got 0"),
+    ("objective.overshooting_weighting", "mean",
+     "objective.overshooting_weighting must be one of paper, reference, got 'mean'"),
+    ("train.collection", "planned", "train.collection must be one of planner, random, got "
+     "'planned'"),
 ])
 def test_each_field_refuses_values_out_of_range(key, value, says):
     """Each section checks its own fields; the error names the field, value and range."""
@@ -111,3 +117,30 @@ def test_chunks_and_replay_must_fit_the_task_episode(changes, says):
     cfg = config_lib.override(config_lib.Config(), changes)
     with pytest.raises(ValueError, match=says):
         check_config(cfg)
+
+
+@pytest.mark.parametrize(("key", "value"), [("planner.kind", "random_shooting"),
+                                            ("objective.overshooting_weighting", "reference"),
+                                            ("train.collection", "random")])
+def test_the_experiment_choices_round_trip_and_old_files_take_their_defaults(tmp_path, key,
+                                                                            value):
+    """The choices save and load; a config file written before they existed (no such key)
+    loads with the default, without a version bump."""
+    cfg = config_lib.override(Config(), {key: value})
+    config_lib.save(cfg, tmp_path / "c.yaml")
+    assert config_lib.load(tmp_path / "c.yaml") == cfg
+    section, _, name = key.partition(".")
+    data = config_lib.to_dict(cfg)
+    del data[section][name]
+    assert config_lib.from_dict(data) == Config()
+
+
+def test_a_wrong_choice_is_a_one_line_cli_error(tmp_path, capsys):
+    from planet_torch.cli import main
+
+    for flag, value in (("--train.collection", "planned"),
+                        ("--objective.overshooting_weighting", "mean")):
+        assert main(["train", "--preset", "debug", flag, value, "--logdir", str(tmp_path)]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and flag[2:] in err and "Traceback" not in err
+    assert not any(tmp_path.iterdir())

@@ -1,4 +1,5 @@
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -169,12 +170,13 @@ def test_overshooting_distance_one_is_the_standard_kl_and_three_differs():
         elbo(post, prior, ObjectiveConfig(overshooting_distance=2))
 
 
-def reference_overshooting(rssm, post, actions, cfg, noises):
-    """Equation 7's d = 2..D terms, by a loop over start times t0 and distances d.
+def reference_overshooting_terms(rssm, post, actions, cfg, noises):
+    """Equation 7's d = 2..D terms K_d, one per distance, by a loop over start times t0.
 
-    noises[d - 1] is the (B, T - 1, S) standard normal draw used for the d-th prior step.
+    K_d is the mean over b and t0 of max(KL(q_{t0+d} || p(s_{t0+d} | s_{t0})), F); noises[d - 1]
+    is the (B, T - 1, S) standard normal draw used for the d-th prior step.
     """
-    total = 0.0
+    per_distance = []
     for d in range(2, cfg.overshooting_distance + 1):
         terms = []
         for t0 in range(T - d):
@@ -183,8 +185,13 @@ def reference_overshooting(rssm, post, actions, cfg, noises):
                 state = rssm.img_step(state, actions[:, t0 + k], noises[k - 1][:, t0])
             target = post.map(lambda x, t=t0 + d: x[:, t])
             terms.append(kl_divergence(target, state).clamp(min=cfg.free_nats))
-        total = total + torch.stack(terms).mean()
-    return total
+        per_distance.append(torch.stack(terms).mean())
+    return per_distance
+
+
+def reference_overshooting(rssm, post, actions, cfg, noises):
+    """Sum over d = 2..D of `reference_overshooting_terms`."""
+    return sum(reference_overshooting_terms(rssm, post, actions, cfg, noises))
 
 
 @pytest.mark.parametrize("free", [0.0, 3.0])
@@ -236,3 +243,54 @@ def test_overshooting_stops_gradient_into_the_posterior_targets():
     # without the stop-gradient the targets would receive one: KL(q || p) depends on q
     kl = kl_divergence(post.map(lambda x: x[:, 2:]), gaussian_state((B, T - 2, 4), 1)).mean()
     assert torch.autograd.grad(kl, post.mean)[0].abs().max() > 0
+
+
+def test_overshooting_weightings_follow_their_formulas():
+    """D = 3, beta = 0.5, free nats F = 0.4 (some one-step KLs below it, some above), from
+    the per-distance terms K_1, K_2, K_3 computed by hand:
+
+        paper       (K_1 + beta (K_2 + K_3)) / 3
+        reference   K_1 + beta (K_2 + K_3) / 2
+    """
+    F = 0.4
+    rssm, post, prior, actions = observed()
+    kl_1 = kl_divergence(post, prior)
+    assert (kl_1 < F).any() and (kl_1 > F).any()  # free nats bite on some elements only
+    k_1 = kl_1.clamp(min=F).mean()
+    torch.manual_seed(7)
+    noises = [torch.randn(B * (T - 1), CFG.state_size).view(B, T - 1, -1) for _ in range(3)]
+    base = ObjectiveConfig(free_nats=F, overshooting_distance=3, overshooting_kl_scale=0.5)
+    k_2, k_3 = reference_overshooting_terms(rssm, post, actions, base, noises)
+    expected = {"paper": (k_1 + 0.5 * (k_2 + k_3)) / 3,
+                "reference": k_1 + 0.5 * (k_2 + k_3) / 2}
+    losses = {}
+    for weighting, kl_term in expected.items():
+        cfg = replace(base, overshooting_weighting=weighting)
+        torch.manual_seed(7)
+        result = elbo(post, prior, cfg, rssm, actions)
+        torch.testing.assert_close(result.metrics["model/kl_term"], kl_term.detach())
+        plain = elbo(post, prior, ObjectiveConfig(free_nats=F))
+        torch.testing.assert_close(result.loss, plain.loss - plain.metrics["model/kl_term"]
+                                   + kl_term)
+        losses[weighting] = result.loss.item()
+    # the case tells the two weightings apart
+    assert abs(losses["paper"] - losses["reference"]) > 0.1
+
+
+@pytest.mark.parametrize("free", [0.0, 3.0])
+def test_both_overshooting_weightings_are_the_standard_kl_at_distance_one(free):
+    rssm, post, prior, actions = observed()
+    losses = [elbo(post, prior, ObjectiveConfig(free_nats=free, overshooting_weighting=w,
+                                                overshooting_kl_scale=0.5), rssm, actions)
+              for w in ("paper", "reference")]
+    torch.testing.assert_close(losses[0].loss, losses[1].loss, rtol=0, atol=0)
+    torch.testing.assert_close(losses[1].metrics["model/kl_term"],
+                               free_nats(kl_divergence(post, prior), free).mean().detach())
+
+
+def test_an_unknown_overshooting_weighting_is_refused_in_one_line():
+    with pytest.raises(ValueError) as error:
+        ObjectiveConfig(overshooting_weighting="mean")
+    assert str(error.value) == ("objective.overshooting_weighting must be one of paper, "
+                                "reference, got 'mean'")
+    assert ObjectiveConfig().overshooting_weighting == "paper"  # the default stays eq. 7

@@ -1,4 +1,5 @@
-"""CEMPlanner: finds known optima, follows the CEM recipe exactly, plans agents independently.
+"""CEMPlanner and RandomShootingPlanner: find known optima, follow their recipes exactly, plan
+agents independently.
 
 Most tests use a hand-made latent model, `Integrator`: the "belief" is a position p in R^A,
 each imagined step adds the action (p_k = p_0 + a_1 + ... + a_k) and the reward of a step is
@@ -15,8 +16,17 @@ import pytest
 import torch
 from torch import nn
 
+from planet_torch import assembly
+from planet_torch import config as config_lib
+from planet_torch.cli import main
 from planet_torch.config import ModelConfig, PlannerConfig
-from planet_torch.planner import CEMNoise, CEMPlanner
+from planet_torch.planner import (
+    CEM_MIN_VARIANCE,
+    CEMPlanner,
+    PlanNoise,
+    RandomShootingPlanner,
+    refit,
+)
 from planet_torch.rssm import LatentState
 from planet_torch.world_model import WorldModel
 
@@ -123,7 +133,7 @@ def reference_cem(start, target, low, high, cfg: PlannerConfig, action_noise) ->
     """CEM as the paper states it, one agent at a time, in float64 numpy, for the integrator.
 
     Per iteration: candidates = clip(mu + sigma * eps); return = sum of rewards over the
-    horizon; mu, sigma = mean and (population) standard deviation of the K best candidates;
+    horizon; mu, sigma = mean and sqrt(population variance + 1e-6) of the K best candidates;
     starting from mu = centre of the bounds and sigma = half their width. Returns mu[0].
     """
     low, high = np.asarray(low, float), np.asarray(high, float)
@@ -136,7 +146,7 @@ def reference_cem(start, target, low, high, cfg: PlannerConfig, action_noise) ->
             position = p0 + np.cumsum(candidates, axis=1)
             returns = -((position - target) ** 2).sum(axis=(1, 2))
             elites = candidates[np.argsort(-returns)[:cfg.elites]]
-            mean, std = elites.mean(axis=0), elites.std(axis=0)
+            mean, std = elites.mean(axis=0), np.sqrt(elites.var(axis=0) + 1e-6)
         out.append(mean[0])
     return np.stack(out)
 
@@ -151,7 +161,7 @@ def test_matches_reference_cem_with_explicit_noise():
     planner = CEMPlanner(cfg, torch.tensor(low), torch.tensor(high))
     action_shape, state_shape = planner.noise_shape(num_agents=2, state_size=1)
     g = torch.Generator().manual_seed(0)
-    noise = CEMNoise(torch.randn(action_shape, generator=g), torch.randn(state_shape, generator=g))
+    noise = PlanNoise(torch.randn(action_shape, generator=g), torch.randn(state_shape, generator=g))
     action = planner.plan(Integrator(target), positions(start), noise)
     expected = reference_cem(start, target, low, high, cfg, noise.action.double().numpy())
     np.testing.assert_allclose(action.numpy(), expected, atol=1e-5)
@@ -191,14 +201,14 @@ def distinct_states(model: WorldModel, num_agents: int, seed: int = 0) -> Latent
 
 
 def explicit_noise(planner: CEMPlanner, num_agents: int, state_size: int,
-                   seed: int = 1) -> CEMNoise:
+                   seed: int = 1) -> PlanNoise:
     action_shape, state_shape = planner.noise_shape(num_agents, state_size)
     g = torch.Generator().manual_seed(seed)
-    return CEMNoise(torch.randn(action_shape, generator=g), torch.randn(state_shape, generator=g))
+    return PlanNoise(torch.randn(action_shape, generator=g), torch.randn(state_shape, generator=g))
 
 
-def agent_slice(noise: CEMNoise, n: int) -> CEMNoise:
-    return CEMNoise(noise.action[:, n:n + 1], noise.state[:, n:n + 1])
+def agent_slice(noise: PlanNoise, n: int) -> PlanNoise:
+    return PlanNoise(noise.action[:, n:n + 1], noise.state[:, n:n + 1])
 
 
 class RepeatPairing(nn.Module):
@@ -311,7 +321,7 @@ def test_actions_never_leave_the_bounds(low, high):
         # Huge explicit noise: every candidate is clipped, so are the elites' mean and thus
         # the returned action.
         noise = explicit_noise(planner, N, SMALL_MODEL.state_size, seed=trial)
-        noise = CEMNoise(100 * noise.action, noise.state)
+        noise = PlanNoise(100 * noise.action, noise.state)
         action = planner.plan(model, state, noise)
         assert torch.all(action >= torch.tensor(low)) and torch.all(action <= torch.tensor(high))
 
@@ -367,3 +377,185 @@ def test_impossible_planner_settings_raise(changes, says):
     """The planner's config refuses them when it is made, so no planner can hold them."""
     with pytest.raises(ValueError, match=re.escape(says)):
         PlannerConfig(**changes)
+
+
+# CEM's refit of sigma ---------------------------------------------------------------------
+
+
+def test_refit_floors_sigma_where_all_elites_sit_on_one_bound():
+    """sigma = sqrt(var + 1e-6), as the official planner: 1e-3 where every elite is equal."""
+    assert CEM_MIN_VARIANCE == 1e-6
+    elites = torch.tensor([1.0, 1.0, 1.0, 1.0]).view(1, 4, 1, 1)  # all clipped to high = 1
+    mean, std = refit(elites)
+    assert mean.shape == std.shape == (1, 1, 1, 1)
+    assert mean.item() == 1.0
+    assert std.item() > 0
+    assert std.item() == pytest.approx(1e-3, rel=1e-5)
+
+
+def test_refit_matches_a_hand_computed_case():
+    # Elites -1, 0, 2 in one dimension: mean 1/3, population variance
+    # ((-4/3)^2 + (-1/3)^2 + (5/3)^2) / 3 = 42/27 = 14/9; sigma = sqrt(14/9 + 1e-6).
+    # A second dimension 0, 1, 0 (mean 1/3, variance 2/9) checks that K is the axis reduced.
+    elites = torch.tensor([[-1.0, 0.0], [0.0, 1.0], [2.0, 0.0]]).view(1, 3, 1, 2)
+    mean, std = refit(elites)
+    assert mean.shape == std.shape == (1, 1, 1, 2)
+    np.testing.assert_allclose(mean.flatten().numpy(), [1 / 3, 1 / 3], rtol=1e-6)
+    np.testing.assert_allclose(std.flatten().numpy(),
+                               [math.sqrt(14 / 9 + 1e-6), math.sqrt(2 / 9 + 1e-6)], rtol=1e-6)
+    # the population variance (divided by K = 3), not the unbiased one (divided by 2)
+    assert abs(std[0, 0, 0, 0].item() - math.sqrt(7 / 3)) > 0.1
+
+
+def test_a_dimension_whose_elites_are_all_clipped_keeps_searching():
+    """Iteration 1: huge noise clips every candidate to high = 1 in dimension 0, so all the
+    elites sit there. Without the floor sigma would be 0 and iteration 2 could only propose 1
+    again; with it, noise -1 proposes 1 - 1e-3, and that is the elites' mean."""
+    cfg = PlannerConfig(horizon=1, iterations=2, candidates=8, elites=2)
+    planner = CEMPlanner(cfg, -torch.ones(2), torch.ones(2))
+    action_shape, state_shape = planner.noise_shape(num_agents=1, state_size=1)
+    action = torch.zeros(action_shape)
+    action[0, ..., 0] = 100.0  # iteration 1: all candidates at the bound in dimension 0
+    action[1, ..., 0] = -1.0   # iteration 2: one sigma below the mean
+    got = planner.plan(Integrator([100.0, 0.0]), positions([[0.0, 0.0]]),
+                       PlanNoise(action, torch.zeros(state_shape)))
+    assert got[0, 0].item() == pytest.approx(1.0 - 1e-3, abs=1e-6)
+    assert got[0, 1].item() == 0.0
+
+
+# Random shooting --------------------------------------------------------------------------
+
+
+def reference_random_shooting(start, target, low, high, uniform) -> np.ndarray:
+    """Random shooting for the integrator in float64 numpy, one agent at a time: candidates
+    low + (high - low) u (J, H, A), their summed rewards, the best one's first action."""
+    low, high = np.asarray(low, float), np.asarray(high, float)
+    out = []
+    for n, p0 in enumerate(np.asarray(start, float)):
+        candidates = low + (high - low) * uniform[0, n]
+        position = p0 + np.cumsum(candidates, axis=1)
+        returns = -((position - target) ** 2).sum(axis=(1, 2))
+        out.append(candidates[np.argmax(returns), 0])
+    return np.stack(out)
+
+
+def test_random_shooting_matches_reference_with_explicit_noise():
+    cfg = PlannerConfig(horizon=4, iterations=10, candidates=64, elites=8)
+    low, high = [-2.0, 0.0], [1.0, 3.0]
+    start, target = [[0.0, 0.0], [1.0, 1.0]], [-1.5, 2.5]
+    planner = RandomShootingPlanner(cfg, torch.tensor(low), torch.tensor(high))
+    noise = planner.draw_noise(2, 1, torch.device("cpu"), torch.Generator().manual_seed(0))
+    action = planner.plan(Integrator(target), positions(start), noise)
+    expected = reference_random_shooting(start, target, low, high, noise.action.double().numpy())
+    np.testing.assert_allclose(action.numpy(), expected, atol=1e-6)
+    # the answer is one of the candidates, not an average of several
+    firsts = (torch.tensor(low) + (torch.tensor(high) - torch.tensor(low))
+              * noise.action[0, :, :, 0])  # (N, J, A)
+    assert all(torch.isclose(firsts[n], action[n]).all(-1).any() for n in range(2))
+
+
+def test_random_shooting_is_one_uniform_batch_of_candidates():
+    """One iteration whatever `iterations` says: noise (1, N, J, H, ·), uniform on [0, 1),
+    and one batched rollout of all N * J sequences; `iterations` and `elites` do not matter."""
+    cfg = PlannerConfig(horizon=3, iterations=5, candidates=10, elites=2)
+    planner = RandomShootingPlanner(cfg, -torch.ones(2), torch.ones(2))
+    assert planner.iterations == 1
+    assert planner.noise_shape(4, 1) == ((1, 4, 10, 3, 2), (1, 4, 10, 3, 1))
+    noise = planner.draw_noise(4, 1, torch.device("cpu"), torch.Generator().manual_seed(0))
+    assert isinstance(noise, PlanNoise)
+    assert noise.action.min() >= 0 and noise.action.max() < 1
+    assert 0.4 < noise.action.mean().item() < 0.6  # uniform, not standard normal
+    model = Integrator([0.5, 0.5])
+    action = planner.plan(model, positions([[0.0, 0.0]] * 4), noise)
+    assert [call["shape"] for call in model.rssm.calls] == [(40, 3, 2)]
+    assert action.shape == (4, 2) and torch.is_inference(action)
+    other = RandomShootingPlanner(PlannerConfig(horizon=3, iterations=1, candidates=10,
+                                                elites=9), -torch.ones(2), torch.ones(2))
+    assert torch.equal(other.plan(model, positions([[0.0, 0.0]] * 4), noise), action)
+
+
+@pytest.mark.parametrize(("start", "target", "expected"), [
+    pytest.param([[0.0, 0.0]], [0.5, -0.3], [[0.5, -0.3]], id="inside"),
+    pytest.param([[0.0, 0.0]], [3.0, -0.2], [[1.0, -0.2]], id="clipped-high"),
+    pytest.param([[0.5, 0.5], [0.0, 0.0]], [-4.0, 0.2], [[-1.0, -0.3], [-1.0, 0.2]],
+                 id="two-agents"),
+])
+def test_random_shooting_finds_first_action_of_known_optimum(start, target, expected):
+    # H = 1 and J = 2000 candidates on [-1, 1]^2: the best lies within ~0.03 of the optimum
+    # (the nearest of 2000 uniform points); 0.1 is 5 % of the bound range, as for CEM above.
+    planner = RandomShootingPlanner(PlannerConfig(horizon=1, candidates=2000),
+                                    -torch.ones(2), torch.ones(2))
+    action = planner.plan(Integrator(target), positions(start),
+                          generator=torch.Generator().manual_seed(0))
+    np.testing.assert_allclose(action.numpy(), expected, atol=0.1)
+
+
+def test_random_shooting_batched_equals_each_agent_alone_and_stays_in_bounds():
+    model = small_world_model()
+    low, high = torch.tensor([-2.0, 0.0, 0.5]), torch.tensor([1.0, 3.0, 0.6])
+    planner = RandomShootingPlanner(SMALL_PLAN, low, high)
+    state = distinct_states(model, 3)
+    noise = planner.draw_noise(3, SMALL_MODEL.state_size, torch.device("cpu"),
+                               torch.Generator().manual_seed(1))
+    together = planner.plan(model, state, noise)
+    alone = torch.cat([planner.plan(model, state.map(lambda x, n=n: x[n:n + 1]),
+                                    agent_slice(noise, n)) for n in range(3)])
+    torch.testing.assert_close(together, alone, atol=1e-6, rtol=0)
+    assert torch.all(together >= low) and torch.all(together <= high)
+    # the check can fail: each agent planned with the next agent's draws answers otherwise
+    shifted = torch.cat([planner.plan(model, state.map(lambda x, n=n: x[n:n + 1]),
+                                      agent_slice(noise, (n + 1) % 3)) for n in range(3)])
+    assert (shifted - together).abs().amax(-1).min() > 1e-3
+
+
+def test_random_shooting_generator_pins_the_draws():
+    model = small_world_model()
+    planner = RandomShootingPlanner(SMALL_PLAN, -torch.ones(3), torch.ones(3))
+    state = distinct_states(model, 2)
+    a = planner.plan(model, state, generator=torch.Generator().manual_seed(5))
+    b = planner.plan(model, state, generator=torch.Generator().manual_seed(5))
+    c = planner.plan(model, state, generator=torch.Generator().manual_seed(6))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_random_shooting_refuses_noise_of_the_wrong_shape():
+    model = small_world_model()
+    planner = RandomShootingPlanner(SMALL_PLAN, -torch.ones(3), torch.ones(3))
+    cem_noise = explicit_noise(CEMPlanner(SMALL_PLAN, -torch.ones(3), torch.ones(3)), 2,
+                               SMALL_MODEL.state_size)  # I = 4 iterations, not 1
+    with pytest.raises(ValueError, match="noise must have shapes"):
+        planner.plan(model, distinct_states(model, 2), cem_noise)
+
+
+# Choosing the planner: --planner.kind -----------------------------------------------------
+
+
+@pytest.mark.parametrize(("kind", "cls"), [("cem", CEMPlanner),
+                                           ("random_shooting", RandomShootingPlanner)])
+def test_planner_kind_builds_its_planner(kind, cls):
+    cfg = config_lib.override(config_lib.Config(), {"planner.kind": kind,
+                                                    "planner.candidates": 10000})
+    assembly.check_config(cfg)
+    planner = assembly.make_planner(cfg, -torch.ones(2), torch.ones(2))
+    assert type(planner) is cls
+    assert planner.noise_shape(1, 30)[0] == (planner.iterations, 1, 10000, 12, 2)
+    assert planner.iterations == {"cem": 10, "random_shooting": 1}[kind]
+
+
+def test_the_papers_random_shooting_variant_is_told_in_the_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "random_shooting" in help_text and "--planner.candidates 10000" in help_text
+
+
+def test_an_unknown_planner_kind_is_a_one_line_error(tmp_path, capsys):
+    cfg = config_lib.override(config_lib.Config(), {"planner.kind": "mppi"})
+    says = "unknown planner.kind 'mppi'; choose one of cem, random_shooting"
+    with pytest.raises(ValueError, match=re.escape(says)):
+        assembly.check_config(cfg)
+    assert main(["train", "--preset", "debug", "--planner.kind", "mppi",
+                 "--logdir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown planner.kind" in err and "Traceback" not in err
+    assert not any(tmp_path.iterdir())

@@ -208,7 +208,7 @@ def test_bench_compile_times_the_compiled_update_and_rollout(
     assert main(["bench", "--quick", "--device", "cpu", "--agents", "1", "--batch", "2",
                  "--length", "3", "--precision", "bf16", "--compile", "--json",
                  str(path)]) == 0
-    assert compiled == ["WorldModel.elbo", "CEMPlanner.rollout"]
+    assert compiled == ["WorldModel.elbo", "RolloutPlanner.rollout"]
     document = json.loads(path.read_text())
     assert document["settings"]["compile"] and document["settings"]["precision"] == "bf16"
     update, plan = document["results"][:2]

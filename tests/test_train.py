@@ -318,3 +318,46 @@ def test_a_checkpoint_that_does_not_fit_its_config_is_one_line(resumable_run, ca
     assert main(["train", "--resume", str(resumable_run), "--train.episodes", "4"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "does not fit" in err, err
+
+
+@pytest.mark.parametrize("collection", ["random", "planner"])
+def test_random_collection_never_plans_while_collecting_but_updates_and_tests(
+        tmp_path: Path, one_thread: None, monkeypatch: pytest.MonkeyPatch,
+        collection: str) -> None:
+    """The debug preset (2 seed episodes, then 2 more with 2 updates each and a test phase
+    after the fourth): with `train.collection random` the planner is called only in the test
+    phase, never while a training episode is collected; with `planner` (the check can fail)
+    it plans every collected step."""
+    cfg = _debug(**{"train.collection": collection})
+    trainer = Trainer(cfg, new_run_dir(tmp_path, cfg.task, cfg.seed))
+    phase = ["seed"]
+    calls: dict[str, int] = {}
+
+    def during(name: str, method: Any) -> Any:
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            outer, phase[0] = phase[0], name
+            try:
+                return method(*args, **kwargs)
+            finally:
+                phase[0] = outer
+        return wrapped
+
+    plan = trainer.planner.plan
+
+    def counting_plan(*args: Any, **kwargs: Any) -> torch.Tensor:
+        calls[phase[0]] = calls.get(phase[0], 0) + 1
+        return plan(*args, **kwargs)
+
+    monkeypatch.setattr(trainer.planner, "plan", counting_plan)
+    monkeypatch.setattr(trainer, "_train_interval", during("update", trainer._train_interval))
+    monkeypatch.setattr(trainer, "_test", during("test", trainer._test))
+    monkeypatch.setattr(trainer, "_play", during("collect", trainer._play))
+    counters = trainer.run()
+    assert vars(counters) == {"episodes": 4, "env_steps": 320, "updates": 4, "test_phases": 1}
+    steps = 10  # 80 environment steps at action repeat 8
+    assert calls.get("test") == steps  # one test episode, planned
+    assert set(calls) <= {"collect", "test"}
+    # seed episodes are random either way; the two after them plan only with `planner`
+    assert calls.get("collect", 0) == {"random": 0, "planner": 2 * steps}[collection]
+    names = {k for record in read_metrics(trainer.run_dir) for k in record}
+    assert {"model/loss", "test/return", "train/return"} <= names

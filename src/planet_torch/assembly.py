@@ -24,14 +24,15 @@ from planet_torch import config as config_lib
 from planet_torch.agent import Agent, Planner
 from planet_torch.config import Config, PlannerConfig
 from planet_torch.envs import PixelEnv, default_action_repeat, default_episode_steps, make_env
-from planet_torch.planner import CEMPlanner
+from planet_torch.planner import CEMPlanner, RandomShootingPlanner
 from planet_torch.world_model import WorldModel
 
 PlannerFactory = Callable[[PlannerConfig, torch.Tensor, torch.Tensor, str, bool], Planner]
 """(planner config, action low, action high, precision, compile) -> a planner."""
 
-PLANNERS: dict[str, PlannerFactory] = {"cem": CEMPlanner}
-"""`planner.kind` -> the planner it builds."""
+PLANNERS: dict[str, PlannerFactory] = {"cem": CEMPlanner,
+                                        "random_shooting": RandomShootingPlanner}
+"""`planner.kind` -> the planner it builds: the paper's CEM, or its random-shooting ablation."""
 
 
 def agent_steps_per_episode(cfg: Config) -> int:

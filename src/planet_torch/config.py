@@ -26,6 +26,12 @@ CONFIG_VERSION = 2
 PRECISIONS = ("fp32", "bf16")
 """Values of `Config.precision`: full precision, or bfloat16 autocast (see `acceleration`)."""
 
+OVERSHOOTING_WEIGHTINGS = ("paper", "reference")
+"""Values of `ObjectiveConfig.overshooting_weighting` (see `objective.negative_elbo`)."""
+
+COLLECTIONS = ("planner", "random")
+"""Values of `TrainConfig.collection`: how training episodes after the seed episodes act."""
+
 
 Rule = tuple[Callable[[Any], bool], str]
 POSITIVE: Rule = (lambda v: v >= 1, "an integer >= 1")
@@ -44,6 +50,14 @@ def _require(section: str, values: object, **rules: Rule) -> None:
             fine = False
         if not fine:
             raise ValueError(f"{section}.{name} must be {allowed}, got {value!r}")
+
+
+def _require_choice(section: str, values: object, name: str, choices: tuple[str, ...]) -> None:
+    """Raise ValueError naming the field, its value and the allowed values unless the field
+    holds one of `choices`."""
+    value = getattr(values, name)
+    if value not in choices:
+        raise ValueError(f"{section}.{name} must be one of {', '.join(choices)}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -109,10 +123,18 @@ class ObjectiveConfig:
     """Latent overshooting distance D; 1 is the standard one-step KL (the paper's agent)."""
     overshooting_kl_scale: float = 1.0
     """Weight beta of the multi-step KL terms d = 2..D."""
+    overshooting_weighting: str = "paper"
+    """KL for D > 1: `paper` (KL_1 + beta sum KL_d) / D (eq. 7), `reference` KL_1 + beta mean KL_d.
+
+    d runs over 2..D and every KL_d is a batch mean of max(KL, free nats); `reference` has the
+    official code's form, the one-step KL at full weight. No effect for D = 1. See
+    `objective.negative_elbo` and docs/elbo.md.
+    """
 
     def __post_init__(self) -> None:
         _require("objective", self, free_nats=NON_NEGATIVE, reward_scale=NON_NEGATIVE,
                  overshooting_distance=POSITIVE, overshooting_kl_scale=NON_NEGATIVE)
+        _require_choice("objective", self, "overshooting_weighting", OVERSHOOTING_WEIGHTINGS)
 
 
 @dataclass(frozen=True)
@@ -133,10 +155,17 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class PlannerConfig:
-    """Cross-entropy method in latent space (paper section 3)."""
+    """Planning in latent space (paper section 3): CEM, or random shooting."""
 
     kind: str = "cem"
-    """Planner: `cem`, the cross-entropy method of the paper (see `assembly.PLANNERS`)."""
+    """`cem`, or `random_shooting` (the paper's variant: with --planner.candidates 10000).
+
+    `cem`: the cross-entropy method of section 3. `random_shooting`: the agent-design
+    ablation of section 5, the best of J uniformly random sequences in one iteration; the
+    paper's evaluates 1000 x 10 = 10000 candidates, as many as CEM in its 10 iterations, so
+    reproduce it with `--planner.kind random_shooting --planner.candidates 10000` (iterations
+    and elites are then unused). `assembly.PLANNERS` lists every kind.
+    """
     horizon: int = 12
     """Planning horizon H in agent steps."""
     iterations: int = 10
@@ -170,6 +199,13 @@ class TrainConfig:
     """Consecutive agent steps L per chunk."""
     exploration_noise: float = 0.3
     """Std of the Gaussian noise added to planned actions while collecting."""
+    collection: str = "planner"
+    """Actions of training episodes after the seed episodes: `planner` (plus noise) or `random`.
+
+    `random` collects every episode with uniformly random actions, as the seed episodes
+    are (the paper's "random collection" ablation, section 5); updates and test phases,
+    which plan, run as usual.
+    """
     episodes: int = 1000
     """Stop after this many training episodes (seed episodes included)."""
     env_steps: int | None = None
@@ -196,6 +232,7 @@ class TrainConfig:
                                 "an integer >= 1 while testing is on (train.test_every > 0)"),
                  video_every=NON_NEGATIVE, checkpoint_every=POSITIVE,
                  replay_capacity=POSITIVE)
+        _require_choice("train", self, "collection", COLLECTIONS)
 
 
 @dataclass(frozen=True)
@@ -418,7 +455,8 @@ precision, compile, the planner, the optimiser, the objective, the training
 schedule and budget) may change on `--resume`."""
 
 
-def _value(cfg: Config, key: str) -> Any:
+def field_value(cfg: Config, key: str) -> Any:
+    """The value of a field named as on the command line (`train.batch_size`, `task`)."""
     section, _, name = key.rpartition(".")
     return getattr(getattr(cfg, section) if section else cfg, name)
 
@@ -431,8 +469,8 @@ def resume_override(saved: Config, assignments: dict[str, Any]) -> Config:
     """
     for key, value in assignments.items():
         fixed = any(key == f or (f.endswith(".") and key.startswith(f)) for f in FIXED_ON_RESUME)
-        if fixed and value != _value(saved, key):
+        if fixed and value != field_value(saved, key):
             raise ValueError(f"--{key} {value} cannot be used with --resume: the run was trained "
-                             f"with {key} = {_value(saved, key)!r}, which its checkpoint and "
+                             f"with {key} = {field_value(saved, key)!r}, which its checkpoint and "
                              "episodes depend on; leave the flag out, or start a new run")
     return override(saved, assignments)

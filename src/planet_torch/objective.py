@@ -10,10 +10,13 @@ so the loss is its negative, averaged over batch and time. The KL is summed over
 dimensions first and free nats clamp that sum, per (batch, time) element: below F nats the
 KL term is constant and gives no gradient. The KL runs from posterior to prior.
 
-Latent overshooting (paper section 4, equation 7) replaces the KL term by an average over
+Latent overshooting (paper section 4, equation 7) replaces the KL term by one over
 distances d = 1..D of the KL between the posterior and the d-step prior
 p(s_t | s_{t-d}), the d-step terms weighted by beta and their posterior targets held fixed
-(stop-gradient). With D = 1 it is the KL term above. docs/elbo.md derives all of this.
+(stop-gradient). `objective.overshooting_weighting` says how the distances add up: `paper`
+averages them, equation 7 as written; `reference` keeps the one-step KL at full weight and
+adds beta times the mean of the others, the official code's form. With D = 1 both are the
+KL term above. docs/elbo.md derives all of this.
 """
 
 from __future__ import annotations
@@ -113,8 +116,16 @@ def negative_elbo(image_mean: torch.Tensor, obs: torch.Tensor, reward_mean: torc
     ...) from `RSSM.observe`. Latent overshooting (D > 1) also needs the rssm and actions,
     and takes its rollout's draws from `overshooting_noise` (see `overshooting_kl`).
 
-        loss = mean_{b,t}[ -ln p(o) - reward_scale ln p(r) ]
-               + (1/D) (mean_{b,t} max(KL_1, F) + beta sum_{d=2..D} mean_{b,t} max(KL_d, F))
+        loss = mean_{b,t}[ -ln p(o) - reward_scale ln p(r) ] + KL term
+
+    with K_1 = mean_{b,t} max(KL_1, F) and K_d = mean_{b,t} max(KL_d, F) for d = 2..D (each
+    over the pairs with a d-step prior in the chunk, see `overshooting_kl`), the KL term of
+    `cfg.overshooting_weighting`:
+
+        paper        (1/D) (K_1 + beta sum_{d=2..D} K_d)          equation 7 as written
+        reference    K_1 + beta (1/(D-1)) sum_{d=2..D} K_d        the official code's form
+
+    Both are K_1 for D = 1.
     """
     image_ll = image_log_likelihood(image_mean, obs).mean()
     reward_ll = reward_log_likelihood(reward_mean, reward).mean()
@@ -126,7 +137,10 @@ def negative_elbo(image_mean: torch.Tensor, obs: torch.Tensor, reward_mean: torc
             raise ValueError("latent overshooting (overshooting_distance > 1) needs rssm and "
                              "actions")
         overshoot = overshooting_kl(rssm, posterior, actions, cfg, overshooting_noise)
-        kl_term = (kl_term + cfg.overshooting_kl_scale * overshoot) / distance
+        if cfg.overshooting_weighting == "reference":
+            kl_term = kl_term + cfg.overshooting_kl_scale * overshoot / (distance - 1)
+        else:
+            kl_term = (kl_term + cfg.overshooting_kl_scale * overshoot) / distance
     loss = -image_ll - cfg.reward_scale * reward_ll + kl_term
     metrics = {
         "model/loss": loss,
