@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from processes import TIMEOUT
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,3 +102,19 @@ def test_acceleration_prints_a_row_per_variant_and_writes_json(tmp_path: Path) -
     assert rows[0]["deviation"] == 0 and rows[2]["deviation"] == 0
     assert rows[1]["deviation"] < 1  # bf16's loss, in nats, near fp32's
     assert all(r["updates_s"] > 0 and r["collect_s"] > 0 for r in rows[4:])
+
+
+def test_sweep_overhead_writes_every_figure(tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="the sweep extra (ray[tune]) is not installed")
+    output = tmp_path / "sweep.json"
+    out = run_script("sweep_overhead", "--repeats", "1", "--output", str(output))
+    document = json.loads(output.read_text())
+    medians = document["medians"]
+    assert set(medians) == {"ray_start_s", "train_1_s", "sweep_1_s", "train_4_s", "sweep_4_s",
+                            "sweep_adds_to_one_run_s", "four_in_sequence_over_sweep"}
+    assert all(medians[k] > 0 for k in ("ray_start_s", "train_1_s", "sweep_1_s", "train_4_s",
+                                        "sweep_4_s"))
+    assert medians["train_4_s"] > medians["train_1_s"]  # four runs take longer than one
+    assert document["commit"] and document["command"].endswith("--repeats 1 --output "
+                                                               f"{output}")
+    assert f"wrote {output}" in out

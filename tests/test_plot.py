@@ -75,3 +75,21 @@ def test_figure_paths_accept_png_svg_or_no_suffix() -> None:
 def test_prediction_error_figure(tmp_path: Path) -> None:
     png, _ = prediction_error(np.linspace(0.001, 0.01, 45), tmp_path / "e.png", "title")
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_labels_split_a_task_into_panels_titled_by_their_grid_point(tmp_path: Path,
+                                                                    monkeypatch) -> None:
+    from planet_torch import plot
+
+    records = [{"env_steps": 100, "train/return": 1.0}, {"env_steps": 200, "test/return": 2.0}]
+    runs = [fake_run(tmp_path / name, "cartpole-swingup", records) for name in "abc"]
+    titles: list[list[str]] = []
+    monkeypatch.setattr(plot, "_save", lambda figure, output: titles.append(
+        [axes.get_title() for axes in figure.axes]) or [])
+    learning_curves(runs, tmp_path / "curves.png")
+    learning_curves(runs, tmp_path / "curves.png", {runs[0]: "planner.horizon=8",
+                                                     runs[1]: "planner.horizon=12",
+                                                     runs[2]: "planner.horizon=12"})
+    assert titles == [["cartpole-swingup (3 runs)"],
+                      ["cartpole-swingup, planner.horizon=12 (2 runs)",
+                       "cartpole-swingup, planner.horizon=8 (1 run)"]]

@@ -7,6 +7,9 @@
     planet predict RUN_DIR [--sequences S] [--context C] [--horizon H]
     planet plot RUN_DIR [RUN_DIR ...] [--output PATH]
     planet bench [--quick] [--json PATH]
+    planet sweep --tasks T1,T2 [--seeds 0-4] [--grid FIELD=V1,V2 ...] [planet train flags]
+    planet sweep --resume SWEEP_DIR
+    planet report SWEEP_DIR [RUN_DIR ...] [--output DIR]
 
 Every config field is a flag (`--train.batch_size 16`, `--planner.horizon 8`), shown by
 `planet train --help` with its default and meaning. A preset is applied first, then flags.
@@ -84,11 +87,12 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
 }
 
 
-def _add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per config field; defaults are left unset so a preset can fill them."""
+def _add_config_flags(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
+    """One flag per config field (but those in `skip`); defaults are left unset so a preset
+    can fill them."""
     top = parser.add_argument_group("run")
     for f in dataclasses.fields(config_lib.Config):
-        if f.name in config_lib.SECTIONS:
+        if f.name in config_lib.SECTIONS or f.name in skip:
             continue
         top.add_argument(f"--{f.name}", dest=f.name, type=_PARSERS[str(f.type)],
                          default=argparse.SUPPRESS, metavar=str(f.type).upper(),
@@ -101,6 +105,29 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
                                type=_PARSERS[str(f.type)], default=argparse.SUPPRESS,
                                metavar=str(f.type).split(" ")[0].upper(),
                                help=f"{_field_doc(cls, f.name)} (default: {f.default})")
+
+
+def _field_type(key: str) -> str:
+    """The annotation of the config field `key` (`train.batch_size`, `device`)."""
+    section, _, name = key.rpartition(".")
+    cls = config_lib.SECTIONS.get(section, config_lib.Config if not section else None)
+    fields = {f.name: str(f.type) for f in dataclasses.fields(cls)} if cls else {}
+    if name not in fields or (not section and name in config_lib.SECTIONS):
+        raise ValueError(f"unknown config field {key!r}; the fields are the flags of "
+                         "planet train --help")
+    return fields[name]
+
+
+def _field_value(key: str, text: str) -> Any:
+    """`text` as a value of the config field `key`; ValueError naming both if it is not."""
+    try:
+        return _PARSERS[_field_type(key)](text)
+    except (argparse.ArgumentTypeError, TypeError) as error:
+        raise ValueError(f"bad value {text!r} for {key}: {error}") from None
+    except ValueError as error:
+        if "unknown config field" in str(error):
+            raise
+        raise ValueError(f"bad value {text!r} for {key}: expected {_field_type(key)}") from None
 
 
 def _assignments(args: argparse.Namespace) -> dict[str, Any]:
@@ -305,6 +332,119 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import_sweep_runner() -> Any:
+    """`sweep_runner`, or a one-line error naming the extra that brings Ray Tune."""
+    try:
+        from planet_torch import sweep_runner
+    except ImportError as error:
+        if (error.name or "").split(".")[0] != "ray":
+            raise
+        raise ValueError("planet sweep needs Ray Tune: pip install 'planet-torch[sweep]' "
+                         "(or 'ray[tune]')") from None
+    return sweep_runner
+
+
+def _new_sweep_spec(args: argparse.Namespace) -> Any:
+    """The sweep asked for on the command line, checked before Ray starts."""
+    from planet_torch import sweep
+    from planet_torch.assembly import agent_steps_per_episode
+
+    if args.tasks is None:
+        raise ValueError("--tasks is required (e.g. --tasks cartpole-swingup,cheetah-run), or "
+                         "--resume SWEEP_DIR")
+    assignments = {k: v for k, v in _assignments(args).items() if k != "logdir"}
+    spec = sweep.SweepSpec(
+        name=args.name or "", tasks=sweep.parse_tasks(args.tasks),
+        seeds=sweep.parse_seeds(args.seeds), preset=args.preset or "paper",
+        assignments=assignments, grid=sweep.parse_grid(args.grid or [], _field_value),
+        max_failures=args.max_failures, address=args.address, command=args.command_line)
+    for trial in spec.trials():  # a bad value or an unknown task fails here, in one line
+        agent_steps_per_episode(spec.run_config(trial, Path(".")))
+    return spec
+
+
+def _print_report(paths: Sequence[Path], output: Path) -> bool:
+    """Print the report of sweep and run folders, write its files and curves into `output`;
+    True if no run failed."""
+    from planet_torch import plot, report
+
+    summaries = report.summarise(paths)
+    rows = report.group_rows(summaries)
+    print(report.text_table(report.table(rows)))
+    failed = report.errors(summaries)
+    for line in failed:
+        print(f"failed: {line}")
+    written = report.write_report(rows, summaries, output)
+    curves = [Path(s.run_dir) for s in summaries if s.episodes > 0]
+    if curves:
+        labels = {Path(s.run_dir): ", ".join(f"{k}={v}" for k, v in s.point.items())
+                  for s in summaries}
+        written += plot.learning_curves(curves, output / "learning_curves.png", labels)
+    _report_written(written)
+    return not failed
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Run tasks x seeds x a grid of flags as Ray Tune trials, or continue a sweep."""
+    from planet_torch import sweep
+
+    sweep_runner = _import_sweep_runner()
+    if args.resume is not None:
+        given = [flag for flag, value in (("--tasks", args.tasks), ("--grid", args.grid),
+                                          ("--name", args.name), ("--preset", args.preset))
+                 if value] + [f"--{k}" for k in _assignments(args)]
+        if given:
+            raise ValueError(f"--resume continues a sweep with its own settings; leave out "
+                             f"{', '.join(given)}")
+        sweep_dir = Path(args.resume).resolve()
+        spec = sweep.load_spec(sweep_dir)
+    else:
+        spec = _new_sweep_spec(args)
+        spec = dataclasses.replace(spec, name=spec.name or sweep_runner.default_name(spec))
+    sweep_runner.start_ray(spec.address)
+    try:
+        if args.resume is None:
+            spec = sweep_runner.resolve_resources(spec, args.cpus_per_run, args.gpus_per_run,
+                                                  sweep_runner.cluster_resources())
+            logdir = Path(_assignments(args).get("logdir", config_lib.Config.logdir))
+            sweep_dir = sweep.new_sweep_dir(logdir, spec.name)
+            sweep.save_spec(spec, sweep_dir)
+        trials = len(spec.trials())
+        print(f"planet-torch {__version__}: {'resuming' if args.resume else 'new'} sweep "
+              f"{sweep_dir}: {trials} trials, {spec.cpus_per_run:g} CPUs and "
+              f"{spec.gpus_per_run:g} GPUs per run; watch with tensorboard --logdir "
+              f"{sweep_dir}", flush=True)
+        sweep_runner.run(spec, sweep_dir, resume=args.resume is not None)
+    finally:
+        sweep_runner.stop_ray()
+    print()
+    clean = _print_report([sweep_dir], sweep_dir)
+    unfinished = sweep_runner.unfinished(spec, sweep_dir)
+    if unfinished:
+        print(f"planet sweep: {len(unfinished)} trials unfinished; continue with planet sweep "
+              f"--resume {sweep_dir}", file=sys.stderr)
+    return 0 if clean and not unfinished else EXIT_FAILURE
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Summarise sweeps and runs per task and grid point, against the paper's Table 1."""
+    from planet_torch import sweep
+    from planet_torch.outputs import ensure_writable
+    from planet_torch.runs import check_run_dir
+
+    paths = [Path(p) for p in args.paths]
+    for path in paths:  # each is a sweep or a run folder, checked before any output
+        if not sweep.is_sweep_dir(path):
+            check_run_dir(path)
+    if args.output is not None:
+        output = Path(args.output)
+    else:
+        output = paths[0] if len(paths) == 1 and sweep.is_sweep_dir(paths[0]) else Path.cwd()
+    ensure_writable(output)
+    _print_report(paths, output)
+    return 0
+
+
 def _bench_sizes(batch: list[int] | None, length: list[int] | None
                  ) -> tuple[tuple[int, int], ...] | None:
     """Pairs (B, L) from --batch and --length; a single value pairs with every other."""
@@ -449,6 +589,55 @@ def build_parser() -> argparse.ArgumentParser:
                       help="PNG file (an SVG is written beside it); default: "
                            "learning_curves.png in RUN_DIR if one run is given, else in the "
                            "current folder")
+
+    sweep = _add_command(
+        sub, "sweep", cmd_sweep, "run tasks x seeds x flag grids on Ray, or --resume one",
+        "Run every combination of --tasks, --seeds and --grid as one ordinary run folder "
+        "each, in <logdir>/<time>-sweep-<name>/, as Ray Tune trials: on a local Ray "
+        "instance, or on a cluster with --address (start it with `ray start --head` on one "
+        "node and `ray start --address HEAD:6379` on the others; --logdir must then be on "
+        "storage every node reaches). A trial whose worker dies is retried from its own run "
+        "folder; a stopped sweep continues with --resume. Any planet train flag applies to "
+        "every run. Needs the sweep extra: pip install 'planet-torch[sweep]'.")
+    sweep.add_argument("--tasks", default=None,
+                       help="comma-separated tasks, e.g. cartpole-swingup,cheetah-run")
+    sweep.add_argument("--seeds", default="0-4",
+                       help="seeds as a range or list: 0-4, 0,2,5 (default: 0-4)")
+    sweep.add_argument("--preset", choices=sorted(config_lib.PRESETS), default=None,
+                       help="starting configuration of every run, as for planet train "
+                            "(default: paper)")
+    sweep.add_argument("--name", default=None,
+                       help="the sweep folder's name (default: the task, or N-tasks)")
+    sweep.add_argument("--grid", action="append", metavar="FIELD=V1,V2",
+                       help="a config field and its values, e.g. planner.horizon=8,12; "
+                            "repeat for more fields (every combination runs)")
+    sweep.add_argument("--address", default=None,
+                       help="join a running Ray cluster: auto or HOST:PORT (default: start "
+                            "a local Ray instance sized to this machine)")
+    sweep.add_argument("--cpus-per-run", type=float, default=None,
+                       help="CPUs per run, and torch threads (default: the cluster's CPUs "
+                            "shared among the runs that fit at once)")
+    sweep.add_argument("--gpus-per-run", type=float, default=None,
+                       help="GPUs per run; fractions pack runs, 0.25 puts four on a GPU "
+                            "(default: 1 where GPUs exist, else 0)")
+    sweep.add_argument("--max-failures", type=int, default=3,
+                       help="retries of a trial whose worker died (default: 3)")
+    sweep.add_argument("--resume", metavar="SWEEP_DIR", default=None,
+                       help="continue a stopped sweep: finished runs are left untouched, "
+                            "unfinished ones continue from their run folders")
+    _add_config_flags(sweep, skip=("task", "seed"))
+
+    report = _add_command(
+        sub, "report", cmd_report, "summarise sweeps and runs against the paper",
+        "Per task (and grid point): seeds, episodes reached, mean and std over seeds of the "
+        "final and the best test return, the paper's Table 1 score and the ratio to it. "
+        "Printed, and written as report.md, report.csv and report.json with the learning "
+        "curves (learning_curves.png and .svg).")
+    report.add_argument("paths", metavar="PATH", nargs="+",
+                        help="sweep folders (made by planet sweep) and run folders")
+    report.add_argument("--output", metavar="DIR", default=None,
+                        help="folder for the files (default: the sweep folder when one is "
+                             "given, else the current folder)")
 
     bench = _add_command(
         sub, "bench", cmd_bench, "time updates, planning, environment steps and replay here",

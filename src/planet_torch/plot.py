@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -86,8 +86,9 @@ def mean_and_spread(curves: Sequence[Curve], points: int = 200) -> tuple[Curve, 
     return Curve(grid, stacked.mean(axis=0)), stacked.std(axis=0)
 
 
-def _draw_task(axes: Axes, task: str, runs: Sequence[RunCurves]) -> None:
-    """One panel: every run's curves, their mean and spread, the paper's score."""
+def _draw_task(axes: Axes, task: str, runs: Sequence[RunCurves], panel: str = "") -> None:
+    """One panel: every run's curves, their mean and spread, the paper's score; `panel`
+    (a grid point) is added to the title."""
     for (metric, label), colour in zip(CURVES.items(), ("tab:blue", "tab:orange"),
                                        strict=True):
         curves = [r.curves[metric] for r in runs if metric in r.curves]
@@ -112,7 +113,8 @@ def _draw_task(axes: Axes, task: str, runs: Sequence[RunCurves]) -> None:
         axes.axhline(random_returns.mean(), color="grey", linestyle=":", linewidth=1.5,
                      label=f"random actions ({random_returns.mean():.0f}, mean of "
                            f"{len(random_returns)} seed episodes)")
-    axes.set_title(f"{task} ({len(runs)} run{'s' if len(runs) > 1 else ''})")
+    axes.set_title(f"{task}{', ' + panel if panel else ''} "
+                   f"({len(runs)} run{'s' if len(runs) > 1 else ''})")
     axes.set_xlabel("environment steps")
     axes.set_ylabel("return")
     axes.grid(alpha=0.3)
@@ -136,20 +138,24 @@ def _save(figure: Figure, output: Path) -> list[Path]:
     return paths
 
 
-def learning_curves(run_dirs: Sequence[Path], output: Path) -> list[Path]:
+def learning_curves(run_dirs: Sequence[Path], output: Path,
+                    labels: Mapping[Path, str] | None = None) -> list[Path]:
     """Plot the runs' returns against environment steps, one panel per task.
 
-    Writes `output` as PNG and SVG and returns the paths written.
+    With `labels` (run folder -> text, e.g. a sweep's grid point), runs of one task with
+    different labels get a panel each. Writes `output` as PNG and SVG and returns the paths
+    written.
     """
-    by_task: dict[str, list[RunCurves]] = defaultdict(list)
+    labels = labels or {}
+    panels: dict[tuple[str, str], list[RunCurves]] = defaultdict(list)
     for run_dir in run_dirs:
         run = read_run(run_dir)
-        by_task[run.task].append(run)
-    columns = min(3, len(by_task))
-    rows = math.ceil(len(by_task) / columns)
+        panels[run.task, labels.get(Path(run_dir), "")].append(run)
+    columns = min(3, len(panels))
+    rows = math.ceil(len(panels) / columns)
     figure = Figure(figsize=(5.5 * columns, 4 * rows), layout="constrained")
-    for index, (task, runs) in enumerate(sorted(by_task.items()), start=1):
-        _draw_task(figure.add_subplot(rows, columns, index), task, runs)
+    for index, ((task, label), runs) in enumerate(sorted(panels.items()), start=1):
+        _draw_task(figure.add_subplot(rows, columns, index), task, runs, label)
     return _save(figure, output)
 
 

@@ -46,12 +46,11 @@ class RunFolderError(ValueError):
     """A path is not a run folder made by `planet train`."""
 
 
-def new_run_dir(logdir: Path, task: str, seed: int) -> Path:
-    """A fresh folder `<logdir>/<time>-<task>-s<seed>[-k]`, never an existing one."""
+def new_stamped_dir(logdir: Path, label: str) -> Path:
+    """A fresh folder `<logdir>/<time>-<label>[-k]`, never an existing one."""
     logdir = Path(logdir)
     logdir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = f"{stamp}-{task.replace(':', '_').replace('/', '_')}-s{seed}"
+    base = f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{label}"
     for k in range(1000):
         path = logdir / (base if k == 0 else f"{base}-{k}")
         try:
@@ -59,7 +58,12 @@ def new_run_dir(logdir: Path, task: str, seed: int) -> Path:
         except FileExistsError:
             continue
         return path
-    raise RuntimeError(f"could not create a new run folder under {logdir}")
+    raise RuntimeError(f"could not create a new folder under {logdir}")
+
+
+def new_run_dir(logdir: Path, task: str, seed: int) -> Path:
+    """A fresh folder `<logdir>/<time>-<task>-s<seed>[-k]`, never an existing one."""
+    return new_stamped_dir(logdir, f"{task.replace(':', '_').replace('/', '_')}-s{seed}")
 
 
 def check_run_dir(run_dir: Path, *also: str) -> Path:

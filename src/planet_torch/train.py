@@ -25,6 +25,7 @@ import math
 import random
 import signal
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -64,6 +65,23 @@ class Counters:
     env_steps: int = 0
     updates: int = 0
     test_phases: int = 0
+
+
+def budget_left(train: config_lib.TrainConfig, counters: Counters) -> bool:
+    """Whether a run with these counters has episodes and environment steps left to train."""
+    steps_left = train.env_steps is None or counters.env_steps < train.env_steps
+    return counters.episodes < train.episodes and steps_left
+
+
+def run_finished(run_dir: Path) -> bool:
+    """Whether a run folder's latest checkpoint has spent the budget of its config.
+
+    The checkpoint is written last, after the final test phase, so a finished run has
+    nothing left to do; reads only."""
+    if not (Path(run_dir) / runs.CHECKPOINT_NAME).is_file():
+        return False
+    counters = Counters(**checkpoint.load(run_dir)["counters"])
+    return not budget_left(runs.load_config(run_dir).train, counters)
 
 
 def to_device(batch: Batch, device: torch.device) -> TorchBatch:
@@ -137,8 +155,13 @@ def stop_requests() -> Iterator[list[bool]]:
     """While active, Ctrl-C or SIGTERM set a flag instead of killing the process.
 
     A second Ctrl-C interrupts at once (the default behaviour is restored after the first).
+    Python takes signal handlers only in the main thread; elsewhere (a Ray worker's trial
+    thread) nothing is installed and the flag stays False: whoever runs the thread stops it.
     """
     flag = [False]
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def handler(signum: int, frame: Any) -> None:
@@ -277,9 +300,7 @@ class Trainer:
 
     # ----------------------------------------------------------------- loop
     def _budget_left(self) -> bool:
-        t = self.cfg.train
-        steps_left = t.env_steps is None or self.counters.env_steps < t.env_steps
-        return self.counters.episodes < t.episodes and steps_left
+        return budget_left(self.cfg.train, self.counters)
 
     def _collect(self, episode: Episode, started: float) -> float:
         self.replay.add(episode)
@@ -348,11 +369,13 @@ class Trainer:
         episode = run_episodes([self.env], policy, [seed], should_stop)[0]
         return self._collect(episode, started)
 
-    def run(self) -> Counters:
-        """Train until the budget is spent or a stop is requested; returns the counters."""
+    def run(self, progress: bool = True) -> Counters:
+        """Train until the budget is spent or a stop is requested; returns the counters.
+
+        `progress=False` draws no progress bar (a sweep's trials, which report to Ray)."""
         t = self.cfg.train
         bar = tqdm(total=t.episodes, initial=self.counters.episodes, unit="episode",
-                   desc=self.cfg.task, dynamic_ncols=True)
+                   desc=self.cfg.task, dynamic_ncols=True, disable=not progress)
         try:
             with stop_requests() as stop:
                 def stopping() -> bool:
@@ -365,7 +388,8 @@ class Trainer:
                     seeded = True
                 if seeded:  # the first checkpoint: the seed episodes are never redone
                     self.save_checkpoint()
-                explore = partial(self.agent.act, exploration_noise=t.exploration_noise)
+                explore = (random_policy([self.env]) if t.collection == "random" else
+                           partial(self.agent.act, exploration_noise=t.exploration_noise))
                 while self._budget_left():
                     self._train_interval(stop)
                     self.agent.reset(1)
