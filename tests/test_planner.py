@@ -21,7 +21,7 @@ from planet_torch import config as config_lib
 from planet_torch.cli import main
 from planet_torch.config import ModelConfig, PlannerConfig
 from planet_torch.planner import (
-    CEM_MIN_VARIANCE,
+    OFFICIAL_MIN_VARIANCE,
     CEMPlanner,
     PlanNoise,
     RandomShootingPlanner,
@@ -133,7 +133,7 @@ def reference_cem(start, target, low, high, cfg: PlannerConfig, action_noise) ->
     """CEM as the paper states it, one agent at a time, in float64 numpy, for the integrator.
 
     Per iteration: candidates = clip(mu + sigma * eps); return = sum of rewards over the
-    horizon; mu, sigma = mean and sqrt(population variance + 1e-6) of the K best candidates;
+    horizon; mu, sigma = mean and sqrt(population variance + cfg.min_variance) of the K best;
     starting from mu = centre of the bounds and sigma = half their width. Returns mu[0].
     """
     low, high = np.asarray(low, float), np.asarray(high, float)
@@ -146,16 +146,18 @@ def reference_cem(start, target, low, high, cfg: PlannerConfig, action_noise) ->
             position = p0 + np.cumsum(candidates, axis=1)
             returns = -((position - target) ** 2).sum(axis=(1, 2))
             elites = candidates[np.argsort(-returns)[:cfg.elites]]
-            mean, std = elites.mean(axis=0), np.sqrt(elites.var(axis=0) + 1e-6)
+            mean, std = elites.mean(axis=0), np.sqrt(elites.var(axis=0) + cfg.min_variance)
         out.append(mean[0])
     return np.stack(out)
 
 
-def test_matches_reference_cem_with_explicit_noise():
+@pytest.mark.parametrize("min_variance", [0.0, 1e-6])
+def test_matches_reference_cem_with_explicit_noise(min_variance):
     # Pins the recipe: clipping of candidates, sum of rewards, top-K (not bottom-K), refit to
     # mean and standard deviation (not mean absolute deviation, not the unbiased estimate),
     # start from the centre and half-width of asymmetric bounds.
-    cfg = PlannerConfig(horizon=4, iterations=4, candidates=64, elites=8)
+    cfg = PlannerConfig(horizon=4, iterations=4, candidates=64, elites=8,
+                        min_variance=min_variance)
     low, high = [-2.0, 0.0], [1.0, 3.0]
     start, target = [[0.0, 0.0], [1.0, 1.0]], [-1.5, 2.5]
     planner = CEMPlanner(cfg, torch.tensor(low), torch.tensor(high))
@@ -384,9 +386,10 @@ def test_impossible_planner_settings_raise(changes, says):
 
 def test_refit_floors_sigma_where_all_elites_sit_on_one_bound():
     """sigma = sqrt(var + 1e-6), as the official planner: 1e-3 where every elite is equal."""
-    assert CEM_MIN_VARIANCE == 1e-6
+    assert OFFICIAL_MIN_VARIANCE == 1e-6
     elites = torch.tensor([1.0, 1.0, 1.0, 1.0]).view(1, 4, 1, 1)  # all clipped to high = 1
-    mean, std = refit(elites)
+    assert refit(elites)[1].item() == 0.0  # the default, no floor
+    mean, std = refit(elites, OFFICIAL_MIN_VARIANCE)
     assert mean.shape == std.shape == (1, 1, 1, 1)
     assert mean.item() == 1.0
     assert std.item() > 0
@@ -398,7 +401,9 @@ def test_refit_matches_a_hand_computed_case():
     # ((-4/3)^2 + (-1/3)^2 + (5/3)^2) / 3 = 42/27 = 14/9; sigma = sqrt(14/9 + 1e-6).
     # A second dimension 0, 1, 0 (mean 1/3, variance 2/9) checks that K is the axis reduced.
     elites = torch.tensor([[-1.0, 0.0], [0.0, 1.0], [2.0, 0.0]]).view(1, 3, 1, 2)
-    mean, std = refit(elites)
+    np.testing.assert_allclose(refit(elites)[1].flatten().numpy(),
+                               [math.sqrt(14 / 9), math.sqrt(2 / 9)], rtol=1e-6)
+    mean, std = refit(elites, OFFICIAL_MIN_VARIANCE)
     assert mean.shape == std.shape == (1, 1, 1, 2)
     np.testing.assert_allclose(mean.flatten().numpy(), [1 / 3, 1 / 3], rtol=1e-6)
     np.testing.assert_allclose(std.flatten().numpy(),
@@ -411,7 +416,8 @@ def test_a_dimension_whose_elites_are_all_clipped_keeps_searching():
     """Iteration 1: huge noise clips every candidate to high = 1 in dimension 0, so all the
     elites sit there. Without the floor sigma would be 0 and iteration 2 could only propose 1
     again; with it, noise -1 proposes 1 - 1e-3, and that is the elites' mean."""
-    cfg = PlannerConfig(horizon=1, iterations=2, candidates=8, elites=2)
+    cfg = PlannerConfig(horizon=1, iterations=2, candidates=8, elites=2,
+                        min_variance=OFFICIAL_MIN_VARIANCE)
     planner = CEMPlanner(cfg, -torch.ones(2), torch.ones(2))
     action_shape, state_shape = planner.noise_shape(num_agents=1, state_size=1)
     action = torch.zeros(action_shape)

@@ -23,9 +23,10 @@ from planet_torch import cli, sweep
 from planet_torch.runs import EPISODES_DIR, load_config, read_metrics
 from planet_torch.sweep import SweepSpec, Trial, parse_grid, parse_seeds, parse_tasks
 
-pytest.importorskip("ray", reason="the sweep extra (ray[tune]) is not installed")
 if os.environ.get("CI"):  # CI installs the dev extra, which brings Ray: never skip there
     import ray  # noqa: F401
+else:
+    pytest.importorskip("ray", reason="the sweep extra (ray[tune]) is not installed")
 
 from planet_torch import sweep_runner
 from planet_torch.train import run_finished

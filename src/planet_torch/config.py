@@ -174,6 +174,8 @@ class PlannerConfig:
     """Candidate action sequences J per iteration."""
     elites: int = 100
     """Top candidates K refitted to."""
+    min_variance: float = 0.0
+    """CEM refits sigma = sqrt(elite variance + this); 1e-6 is the official planner's floor."""
     cuda_graph: bool = True
     """On CUDA, replay each planning call as a captured CUDA graph; false plans eagerly.
 
@@ -181,6 +183,7 @@ class PlannerConfig:
 
     def __post_init__(self) -> None:
         _require("planner", self, horizon=POSITIVE, iterations=POSITIVE, candidates=POSITIVE,
+                 min_variance=NON_NEGATIVE,
                  elites=(lambda v: 1 <= v <= self.candidates,
                          f"in 1..planner.candidates ({self.candidates})"))
 

@@ -6,12 +6,13 @@ For each of N agents, from its current posterior state, the cross-entropy method
     a^(j)_{t:t+H} ~ clip(Normal(mu, sigma), low, high)            j = 1..J candidates
     s_{t+k} ~ p(s_{t+k} | h_{t+k}), h_{t+k} = f(h, s, a)           open-loop prior rollout
     R^(j) = sum_{k=1..H} E[ p(r_{t+k} | h_{t+k}, s_{t+k}) ]        predicted mean rewards
-    mu, sigma <- mean and sqrt(variance + 1e-6) of the K best candidates
+    mu, sigma <- mean and sqrt(variance + v) of the K best candidates
 
 starting from mu = centre of the action bounds and sigma = half their width (Normal(0, I) for
-the usual [-1, 1] bounds) at every call, and returning mu's first action. The 1e-6 is the
-official PlaNet planner's (`CEM_MIN_VARIANCE`): a dimension whose elites all sit on one bound
-keeps sigma = 1e-3 instead of freezing at 0. All agents and all candidates run in one batched
+the usual [-1, 1] bounds) at every call, and returning mu's first action. The floor v is
+`planner.min_variance`: 0 by default, 1e-6 in the official PlaNet planner
+(`OFFICIAL_MIN_VARIANCE`), where a dimension whose elites all sit on one bound keeps
+sigma = 1e-3 instead of freezing at 0. All agents and all candidates run in one batched
 rollout of N * J sequences; agent n's candidates start from agent n's own state.
 
 Random shooting (`RandomShootingPlanner`, `--planner.kind random_shooting`), the planner of
@@ -59,10 +60,11 @@ from planet_torch.rssm import LatentState
 GRAPH_WARMUP_CALLS = 2
 """Eager calls on a side stream before a CUDA graph is captured (kernel autotuning, lazy init)."""
 
-CEM_MIN_VARIANCE = 1e-6
-"""Added to the elites' variance before CEM takes its square root for sigma, as the official
-PlaNet planner does (`tf.sqrt(variance + 1e-6)`): sigma is never below 1e-3, so a dimension
-whose elites are all clipped to one bound keeps searching instead of freezing."""
+OFFICIAL_MIN_VARIANCE = 1e-6
+"""What the official PlaNet planner adds to the elites' variance before the square root
+(`tf.sqrt(variance + 1e-6)`), `--planner.min_variance 1e-6`: sigma is then never below 1e-3,
+so a dimension whose elites are all clipped to one bound keeps searching. The default (0)
+keeps this code's calibrated runs until the two are compared on the cpu preset."""
 
 
 class LatentModel(Protocol):
@@ -146,15 +148,19 @@ class _PlanGraph:
         return self.action.clone()
 
 
-def refit(elites: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def refit(elites: torch.Tensor, min_variance: float = 0.0
+          ) -> tuple[torch.Tensor, torch.Tensor]:
     """CEM's refit to the K elites (N, K, H, A): mean and sigma over K, each (N, 1, H, A).
 
-    sigma = sqrt(variance + `CEM_MIN_VARIANCE`), with the population variance (divided by K,
-    as `tf.nn.moments` in the official planner).
+    sigma = sqrt(variance + min_variance), with the population variance (divided by K, as
+    `tf.nn.moments` in the official planner); min_variance = 0 is the plain standard
+    deviation, computed as before the floor existed so that earlier runs replay exactly.
     """
     mean = elites.mean(dim=1, keepdim=True)
+    if min_variance == 0:
+        return mean, elites.std(dim=1, unbiased=False, keepdim=True)
     variance = elites.var(dim=1, correction=0, keepdim=True)
-    return mean, (variance + CEM_MIN_VARIANCE).sqrt()
+    return mean, (variance + min_variance).sqrt()
 
 
 class RolloutPlanner(ABC):
@@ -321,7 +327,8 @@ class CEMPlanner(RolloutPlanner):
             candidates = torch.clamp(mean + std * noise.action[i], low, high)  # (N, J, H, A)
             returns = self.returns(model, candidates, start, noise.state[i])
             elite = returns.topk(K, dim=1).indices  # (N, K)
-            mean, std = refit(candidates.gather(1, elite[:, :, None, None].expand(N, K, H, A)))
+            mean, std = refit(candidates.gather(1, elite[:, :, None, None].expand(N, K, H, A)),
+                              c.min_variance)
         return mean[:, 0, 0]
 
     search = cem
