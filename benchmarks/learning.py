@@ -6,7 +6,10 @@
 Each (task, seed) is one ordinary `planet train` run, started as its own process, in
 `RUNS/<task>-s<seed>/`. The script resumes where it stopped: a finished run is skipped, an
 unfinished one continues with `planet train --resume` (runs resume exactly), a missing one
-starts. After every run it rewrites the results file
+starts. Run folders live under the ignored `runs/`, so a fresh checkout has the results file
+but not the folders: an entry the results file records as finished is then kept as it is
+(its curve stays in the file) and its run is not trained again; an unfinished run whose
+folder is gone starts afresh. After every run it rewrites the results file
 `benchmarks/results/learning-<preset>-<machine>.json` (atomically), one entry per run:
 task, seed, the test curve (environment steps and mean noise-free test return of each test
 phase), the final and the best test return, the mean return of the random seed episodes,
@@ -161,7 +164,13 @@ def main(argv: list[str] | None = None) -> int:
     for task in args.tasks:
         for seed in args.seeds:
             logdir = args.runs / args.preset / f"{task}-s{seed}"
-            previous = entries.get((task, seed), {}).get("sessions", [])
+            recorded = entries.get((task, seed), {})
+            if run_folder(logdir) is None and recorded.get("finished"):
+                print(f"learning.py: {task} seed {seed}: finished in {shown(output)}; its run "
+                      f"folder is not here, so its entry is kept as it is", flush=True)
+                continue
+            # Sessions of an unfinished run whose folder is gone belong to no folder now.
+            previous = recorded.get("sessions", []) if run_folder(logdir) else []
             session = train_one(task, seed, args.preset, logdir, extra)
             sessions = [*previous, session] if session else previous
             entries[(task, seed)] = summarise(run_folder(logdir), task, seed, sessions)
@@ -170,6 +179,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"learning.py: {task} seed {seed}: final test return "
                   f"{entries[(task, seed)]['final_test_return']}, "
                   f"{entries[(task, seed)]['wall_s']} s", flush=True)
+    missing = [e for e in results["runs"] if not (ROOT / e["run_dir"]).is_dir()]
+    if missing:
+        print(f"learning.py: wrote {output}; the figure was not redrawn, for it needs every "
+              f"run folder and these are not here: "
+              f"{', '.join(e['run_dir'] for e in missing)}")
+        return 0
     plot.learning_curves([ROOT / e["run_dir"] for e in results["runs"]], output.with_suffix(""))
     print(f"learning.py: wrote {output} and {output.with_suffix('.png')}")
     return 0

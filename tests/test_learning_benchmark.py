@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import yaml
@@ -50,3 +51,26 @@ def test_runs_writes_every_field_skips_and_resumes(tmp_path: Path) -> None:
     (entry,) = json.loads(output.read_text())["runs"]
     assert entry["episodes"] == 5 and len(entry["sessions"]) == 2
     assert entry["sessions"][1]["command"] == f"planet train --resume {run}"
+
+
+def test_finished_entry_without_its_run_folder_is_kept(tmp_path: Path, capsys) -> None:
+    """A fresh checkout has the results file but not the ignored run folders: a finished
+    entry is neither trained again nor changed, and the figure is left as it was."""
+    learning = load_benchmark()
+    output = tmp_path / "learning-debug.json"
+    args = ["--preset", "debug", "--tasks", "toy-reach", "--seeds", "0", "--runs",
+            str(tmp_path / "runs"), "--output", str(output), "--", "--train.episodes", "4"]
+    assert learning.main(args) == 0
+    before = output.read_text()
+    figure = output.with_suffix(".png")
+    drawn = figure.stat().st_mtime_ns
+    (entry,) = json.loads(before)["runs"]
+    shutil.rmtree(ROOT / entry["run_dir"])
+    capsys.readouterr()
+    assert learning.main(args) == 0
+    said = capsys.readouterr().out
+    assert "its entry is kept as it is" in said and "not redrawn" in said
+    assert json.loads(output.read_text())["runs"] == json.loads(before)["runs"]
+    assert figure.stat().st_mtime_ns == drawn
+    assert not (tmp_path / "runs" / "debug" / "toy-reach-s0").exists() or not any(
+        (tmp_path / "runs" / "debug" / "toy-reach-s0").iterdir())
