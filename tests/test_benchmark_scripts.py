@@ -118,3 +118,10 @@ def test_sweep_overhead_writes_every_figure(tmp_path: Path) -> None:
     assert document["commit"] and document["command"].endswith("--repeats 1 --output "
                                                                f"{output}")
     assert f"wrote {output}" in out
+
+
+def test_image_likelihood_checks_both_forms_agree_and_prints_one_result() -> None:
+    (result,) = results(run_script("image_likelihood", "--repeats", "1", "--batch", "2",
+                                   "--length", "3"), "image_likelihood")
+    assert (result["B"], result["L"], result["repeats"]) == ("2", "3", "1")
+    assert float(result["elementwise_s"]) > 0 and float(result["fused_s"]) > 0

@@ -25,6 +25,7 @@ import math
 from typing import NamedTuple
 
 import torch
+from torch import nn
 
 from planet_torch.config import ObjectiveConfig
 from planet_torch.rssm import RSSM, LatentState
@@ -41,12 +42,18 @@ class Loss(NamedTuple):
 
 def gaussian_log_likelihood(mean: torch.Tensor, target: torch.Tensor, event_dims: int
                             ) -> torch.Tensor:
-    """ln Normal(target; mean, 1) summed over the last `event_dims` dimensions.
+    """ln Normal(target; mean, 1) summed over the last `event_dims` dimensions (n elements):
 
-    Per element: -(target - mean)^2 / 2 - ln(2 pi) / 2.
+        -(1/2) sum (target - mean)^2 - n ln(2 pi) / 2.
+
+    The squares come from `mse_loss`, one fused pass forward and one backward over the
+    elements; written as `(target - mean) ** 2` with the constant added per element, the
+    image term took about a third of a cpu-preset update on a 2-core CPU.
     """
-    log_prob = -0.5 * (target - mean) ** 2 - _HALF_LOG_2PI
-    return log_prob.sum(dim=tuple(range(-event_dims, 0))) if event_dims else log_prob
+    squared = nn.functional.mse_loss(mean, target, reduction="none")
+    if event_dims:
+        squared = squared.sum(dim=tuple(range(-event_dims, 0)))
+    return -0.5 * squared - math.prod(mean.shape[mean.dim() - event_dims:]) * _HALF_LOG_2PI
 
 
 def image_log_likelihood(mean: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
