@@ -299,9 +299,9 @@ def _cpu() -> Config:
     """cartpole-swingup on two CPU cores in about an hour: smaller networks, batches and planner.
 
     Sized by measurement on a 2-core AMD EPYC (idle): an update of 16 chunks of 50 steps
-    takes 1.2 s at depth 8 (2.0 s at depth 16: the 50-step RSSM loop costs the same at
-    both), a planning call 0.11 s for one agent and 0.88 s for ten, an agent step of the
-    environment 0.03 s. 55 trained episodes of 30 updates and 125 planned steps each, plus
+    took 1.2 s at depth 8 (2.0 s at depth 16; 0.70 s at depth 8 since the image term is one
+    fused pass), a planning call 0.11 s for one agent and 0.88 s for ten, an agent step of
+    the environment 0.03 s. 55 trained episodes of 30 updates and 125 planned steps each, plus
     three test phases of 10 episodes, come to about 56 minutes. Depth 16 with 20 updates
     per episode fit the hour too but did not learn in it (docs/results.md): too few
     updates. So the convolutions are a quarter as wide as the paper's (depth 8), the GRU
