@@ -111,9 +111,15 @@ def test_a_grid_of_two_tasks_and_two_seeds_finishes_with_valid_run_folders(
                      "--output", str(tmp_path / "tested")]) == 0
 
 
+KILL_TRIAL_EPISODES = 16
+"""Episodes of the trial whose worker is killed after its third: with 8, on an idle machine
+the last five debug episodes once finished before the kill landed, and no retry was seen."""
+
+
 def test_a_killed_worker_is_retried_from_its_own_run_folder(tmp_path: Path) -> None:
     process, root = start_sweep(tmp_path, "--tasks", "toy-reach", "--seeds", "0",
-                                "--train.episodes", "8", "--max-failures", "2")
+                                "--train.episodes", str(KILL_TRIAL_EPISODES),
+                                "--max-failures", "2")
     try:
         run = root / "toy-reach-s0"
         result_file = root / "ray" / "trials" / "toy-reach-s0" / "result.json"
@@ -126,6 +132,8 @@ def test_a_killed_worker_is_retried_from_its_own_run_folder(tmp_path: Path) -> N
 
         pid = wait_for(worker_pid, "three episodes", process)
         before = episode_files(run)
+        # A finished trial's worker idles on: killing it then would test nothing.
+        assert not run_finished(run), "the trial ended before its worker could be killed"
         os.kill(pid, signal.SIGKILL)
         output, _ = process.communicate(timeout=TIMEOUT)
     finally:
@@ -135,9 +143,10 @@ def test_a_killed_worker_is_retried_from_its_own_run_folder(tmp_path: Path) -> N
     assert "retried" in output  # the table shows the retry
     after = episode_files(run)
     assert {k: after[k] for k in before} == before  # no finished episode redone or lost
-    assert len(after) == 8 and run_finished(run)
+    assert len(after) == KILL_TRIAL_EPISODES and run_finished(run)
     episodes = [int(r["train/episodes"]) for r in read_metrics(run) if "train/episodes" in r]
-    assert episodes == sorted(set(episodes)) and episodes[-1] == 8  # counters continued
+    assert episodes == sorted(set(episodes))  # counters continued
+    assert episodes[-1] == KILL_TRIAL_EPISODES
     pids = {json.loads(line)["pid"] for line in result_file.read_text().splitlines()}
     assert pid in pids and len(pids) == 2  # the trial went on in a new worker
 
