@@ -9,6 +9,7 @@ cartpole-swingup.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -124,11 +125,17 @@ def test_a_killed_worker_is_retried_from_its_own_run_folder(tmp_path: Path) -> N
         run = root / "toy-reach-s0"
         result_file = root / "ray" / "trials" / "toy-reach-s0" / "result.json"
 
-        def worker_pid() -> int | None:  # Tune writes each result with the worker's pid
-            if len(episode_files(run)) < 3 or not result_file.is_file():
+        def worker_pid() -> int | None:
+            """The process that holds the trial's train.log open: its worker. (Tune's
+            result.json names the pid too, but it may reach the disk only at the end.)"""
+            if len(episode_files(run)) < 3:
                 return None
-            lines = result_file.read_text().splitlines()
-            return json.loads(lines[-1])["pid"] if lines else None
+            log = str((run / "train.log").resolve())
+            for fds in Path("/proc").glob("[0-9]*/fd"):
+                with contextlib.suppress(OSError):
+                    if any(os.readlink(fd) == log for fd in fds.iterdir()):
+                        return int(fds.parent.name)
+            return None
 
         pid = wait_for(worker_pid, "three episodes", process)
         before = episode_files(run)
