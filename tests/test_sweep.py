@@ -113,8 +113,8 @@ def test_a_grid_of_two_tasks_and_two_seeds_finishes_with_valid_run_folders(
 
 
 KILL_TRIAL_EPISODES = 16
-"""Episodes of the trial whose worker is killed after its third: with 8, on an idle machine
-the last five debug episodes once finished before the kill landed, and no retry was seen."""
+"""Episodes of the trial whose worker is killed after its third, enough that the kill lands
+while the trial runs (a finished trial's worker idles on, and killing it tests nothing)."""
 
 
 def test_a_killed_worker_is_retried_from_its_own_run_folder(tmp_path: Path) -> None:
