@@ -165,12 +165,13 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.seeds:
             logdir = args.runs / args.preset / f"{task}-s{seed}"
             recorded = entries.get((task, seed), {})
-            if run_folder(logdir) is None and recorded.get("finished"):
+            here = run_folder(logdir) is not None
+            if not here and recorded.get("finished"):
                 print(f"learning.py: {task} seed {seed}: finished in {shown(output)}; its run "
                       f"folder is not here, so its entry is kept as it is", flush=True)
                 continue
             # Sessions of an unfinished run whose folder is gone belong to no folder now.
-            previous = recorded.get("sessions", []) if run_folder(logdir) else []
+            previous = recorded.get("sessions", []) if here else []
             session = train_one(task, seed, args.preset, logdir, extra)
             sessions = [*previous, session] if session else previous
             entries[(task, seed)] = summarise(run_folder(logdir), task, seed, sessions)
