@@ -1,4 +1,4 @@
-"""The cpu preset runs end to end at its real sizes (model, planner, B = 16, L = 50) on a
+"""The cpu preset runs end to end at its real sizes (model, planner, B = 16, L = 32) on a
 cartpole-swingup episode shortened to 50 agent steps, with a test phase; the hour-long runs
 are benchmarks (`benchmarks/learning.py`), not tests."""
 
@@ -25,7 +25,7 @@ def test_the_cpu_preset_trains_and_tests_at_its_real_sizes(tmp_path: Path,
     run = only_run(tmp_path)
     cfg = load_config(run)
     assert (cfg.model, cfg.planner) == (preset.model, preset.planner)
-    assert (cfg.train.batch_size, cfg.train.chunk_length) == (16, 50)
+    assert (cfg.train.batch_size, cfg.train.chunk_length) == (16, 32)
     counters = checkpoint.load(run)["counters"]
     assert counters == {"episodes": 2, "env_steps": 800, "updates": 2, "test_phases": 1}
     tests = [r["test/return"] for r in read_metrics(run) if "test/return" in r]

@@ -296,23 +296,25 @@ def _toy() -> Config:
 
 
 def _cpu() -> Config:
-    """cartpole-swingup on two CPU cores in about an hour: smaller networks, batches and planner.
+    """cartpole-swingup on two CPU cores in under an hour: smaller networks, batches and planner.
 
-    Sized by measurement on a 2-core AMD EPYC (idle): an update of 16 chunks of 50 steps
-    took 1.2 s at depth 8 (2.0 s at depth 16; 0.70 s at depth 8 since the image term is one
-    fused pass), a planning call 0.11 s for one agent and 0.88 s for ten, an agent step of
-    the environment 0.03 s. 55 trained episodes of 30 updates and 125 planned steps each, plus
-    three test phases of 10 episodes, come to about 56 minutes. Depth 16 with 20 updates
-    per episode fit the hour too but did not learn in it (docs/results.md): too few
-    updates. So the convolutions are a quarter as wide as the paper's (depth 8), the GRU
-    and dense layers have 100 units, and CEM searches 200 candidates for 5 iterations.
-    The target (`benchmarks/learning.py`): a noise-free test return of 450 at the end,
-    median of 3 seeds; the paper's agent reaches 821 after 1000 episodes.
+    Sized by measurement on an idle 2-core Intel Xeon (AMX, avx512_bf16): an update of 16
+    chunks of 32 steps takes 0.32 s at depth 16, a planning call of 300 candidates for 6
+    iterations 0.057 s for one agent and 0.51 s for ten, an agent step of the environment
+    with rendering 0.014 s. 55 trained episodes of 100 updates and 125 planned steps each
+    (about 41 s), plus three test phases of 10 episodes (about 1.4 minutes each), come to
+    about 45 minutes there; an AMD EPYC without AVX-512 takes about twice as long. An
+    earlier version (depth 8, L 50, 30 updates per episode, 200 candidates) fit an hour on
+    the AMD EPYC and ended below random play: too few updates (docs/results.md). So the
+    convolutions are half as wide as the paper's (depth 16), the GRU, dense and reward
+    layers have 100 units, chunks are 32 steps, and each episode buys the paper's 100
+    updates. The target (`benchmarks/learning.py`): a noise-free test return of 450 at the
+    end, median of 3 seeds; the paper's agent reaches 821 after 1000 episodes.
     """
     return Config(
-        model=ModelConfig(belief_size=100, hidden_size=100, depth=8),
-        planner=PlannerConfig(horizon=12, iterations=5, candidates=200, elites=20),
-        train=TrainConfig(seed_episodes=5, collect_interval=30, batch_size=16, chunk_length=50,
+        model=ModelConfig(belief_size=100, hidden_size=100, depth=16, reward_units=100),
+        planner=PlannerConfig(horizon=12, iterations=6, candidates=300, elites=30),
+        train=TrainConfig(seed_episodes=5, collect_interval=100, batch_size=16, chunk_length=32,
                           episodes=60, test_every=20, test_episodes=10, video_every=0,
                           checkpoint_every=5),
     )
