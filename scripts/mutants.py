@@ -86,8 +86,8 @@ MUTATIONS = [
         "np.float32))"),
     Mutation(
         "action shift (loss)", "planet_torch.world_model",
-        "        posterior, prior = self.rssm.observe(embed.float(), inputs.action,",
-        "        posterior, prior = self.rssm.observe(embed.float(), torch.cat("
+        "        posterior, prior = self.dynamics.observe(embed.float(), inputs.action,",
+        "        posterior, prior = self.dynamics.observe(embed.float(), torch.cat("
         "[torch.zeros_like(inputs.action[:, :1]), inputs.action[:, :-1]], 1),"),
     Mutation(
         "action shift (replay)", "planet_torch.replay",

@@ -25,9 +25,9 @@ from planet_torch import config as config_lib
 from planet_torch import planner as planner_lib
 from planet_torch.acceleration import Fallback
 from planet_torch.cli import main
+from planet_torch.latent import LatentState
 from planet_torch.planner import CEMPlanner, PlanNoise, RandomShootingPlanner
 from planet_torch.replay import Episode, Replay
-from planet_torch.rssm import LatentState
 from planet_torch.train import BatchLoader, to_device
 from planet_torch.world_model import ModelInputs, TorchBatch, Updater, WorldModel, make_optimizer
 
@@ -85,11 +85,11 @@ def planning_setup(num_agents: int = 1, device: str = "cpu", **planner_options
     planner = CEMPlanner(DEBUG.planner, -torch.ones(A), torch.ones(A), **planner_options)
     g = torch.Generator().manual_seed(3)
     with torch.inference_mode():
-        state = model.rssm.initial_state(num_agents, device)
+        state = model.dynamics.initial_state(num_agents, device)
         for _ in range(3):
             action = (2 * torch.rand(num_agents, A, generator=g) - 1).to(device)
             eps = torch.randn(num_agents, DEBUG.model.state_size, generator=g).to(device)
-            state = model.rssm.img_step(state, action, eps)
+            state = model.dynamics.img_step(state, action, eps)
     noise = planner.draw_noise(num_agents, DEBUG.model.state_size, torch.device("cpu"),
                                torch.Generator().manual_seed(4))
     return model, planner, state, PlanNoise(*(x.to(device) for x in noise))

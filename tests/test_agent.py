@@ -8,9 +8,9 @@ import torch
 
 from planet_torch.agent import Agent
 from planet_torch.config import ModelConfig, PlannerConfig
+from planet_torch.latent import LatentState
 from planet_torch.planner import CEMPlanner
 from planet_torch.preprocess import preprocess
-from planet_torch.rssm import LatentState
 from planet_torch.world_model import WorldModel
 
 BIT_DEPTH = 4
@@ -98,7 +98,7 @@ def test_belief_is_built_from_the_executed_noisy_clipped_action():
     # on the posterior noise of step t, so it can be recomputed from the agent's states alone.
     agent = make_agent()
     agent.reset(2)
-    rssm = agent.model.rssm
+    rssm = agent.model.dynamics
     previous, action = rssm.initial_state(2), torch.zeros(2, 2)
     clipped = 0
     for frame in observations(5, 2):
@@ -135,7 +135,7 @@ def test_filtering_equals_rssm_observe():
     model = agent.model
     with torch.no_grad():
         embeds = model.encoder(torch.stack(pixels, dim=1))  # (N, T, E), one batched call
-        expected, _ = model.rssm.observe(embeds, actions, noise=torch.stack(eps, dim=1))
+        expected, _ = model.dynamics.observe(embeds, actions, noise=torch.stack(eps, dim=1))
     for name, got, want in zip(LatentState._fields, posterior, expected, strict=True):
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5, msg=name)
 

@@ -33,10 +33,10 @@ from planet_torch.agent import Agent
 from planet_torch.config import ModelConfig, ObjectiveConfig, PlannerConfig
 from planet_torch.envs import PixelEnv
 from planet_torch.evaluate import Interrupted, episode_return, run_episodes
+from planet_torch.latent import LatentState
 from planet_torch.objective import image_log_likelihood, reward_log_likelihood
 from planet_torch.planner import CEMPlanner
 from planet_torch.replay import Episode, Replay
-from planet_torch.rssm import LatentState
 from planet_torch.train import to_device
 from planet_torch.world_model import ModelInputs, TorchBatch, WorldModel
 
@@ -258,11 +258,11 @@ def filter_by_hand(model: WorldModel, inputs: ModelInputs
     step's own posterior noise; it starts from the posterior sample of step t - 1.
     """
     B = inputs.obs.shape[0]
-    state = model.rssm.initial_state(B)
+    state = model.dynamics.initial_state(B)
     posteriors, priors = [], []
     for t in range(inputs.obs.shape[1]):
         embed = model.encoder(inputs.obs[:, t])
-        prior, state = model.rssm.obs_step(state, inputs.action[:, t], embed,
+        prior, state = model.dynamics.obs_step(state, inputs.action[:, t], embed,
                                            inputs.state_noise[:, t])
         posteriors.append(state)
         priors.append(prior)
@@ -366,14 +366,14 @@ def record_obs_steps(model: WorldModel, monkeypatch: pytest.MonkeyPatch
                      ) -> list[dict[str, torch.Tensor]]:
     """Record the action and embedding of every `rssm.obs_step` call of the model."""
     calls: list[dict[str, torch.Tensor]] = []
-    original: Callable[..., Any] = model.rssm.obs_step
+    original: Callable[..., Any] = model.dynamics.obs_step
 
     def recording(prev: LatentState, action: torch.Tensor, embed: torch.Tensor,
                   *args: Any, **kwargs: Any) -> tuple[LatentState, LatentState]:
         calls.append({"action": action.detach().clone(), "embed": embed.detach().clone()})
         return original(prev, action, embed, *args, **kwargs)
 
-    monkeypatch.setattr(model.rssm, "obs_step", recording)
+    monkeypatch.setattr(model.dynamics, "obs_step", recording)
     return calls
 
 

@@ -9,7 +9,7 @@ from planet_torch.config import Config
 def test_defaults_are_the_papers_numbers():
     cfg = Config()
     assert cfg.model.belief_size == 200 and cfg.model.state_size == 30
-    assert cfg.model.embed_size == 1024 and cfg.model.feature_size == 230
+    assert cfg.model.embed_size == 1024
     assert (cfg.planner.horizon, cfg.planner.iterations, cfg.planner.candidates,
             cfg.planner.elites) == (12, 10, 1000, 100)
     assert (cfg.train.batch_size, cfg.train.chunk_length, cfg.train.collect_interval,

@@ -7,6 +7,7 @@ from torch.distributions import Independent, Normal
 from torch.distributions import kl_divergence as torch_kl
 
 from planet_torch.config import ModelConfig, ObjectiveConfig
+from planet_torch.latent import LatentState
 from planet_torch.objective import (
     free_nats,
     gaussian_log_likelihood,
@@ -16,7 +17,7 @@ from planet_torch.objective import (
     overshooting_kl,
     reward_log_likelihood,
 )
-from planet_torch.rssm import RSSM, LatentState
+from planet_torch.rssm import RSSM
 
 B, T, A, E = 2, 6, 2, 7
 CFG = ModelConfig(belief_size=10, state_size=4, hidden_size=8, depth=1)
@@ -166,7 +167,7 @@ def test_overshooting_distance_one_is_the_standard_kl_and_three_differs():
     assert abs(three.loss.item() - plain.loss.item()) > 1e-3
     # the image and reward terms are untouched; only the KL term changes
     torch.testing.assert_close(three.metrics["model/image_nll"], plain.metrics["model/image_nll"])
-    with pytest.raises(ValueError, match="rssm and actions"):
+    with pytest.raises(ValueError, match="dynamics and actions"):
         elbo(post, prior, ObjectiveConfig(overshooting_distance=2))
 
 

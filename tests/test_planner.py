@@ -20,6 +20,7 @@ from planet_torch import assembly
 from planet_torch import config as config_lib
 from planet_torch.cli import main
 from planet_torch.config import ModelConfig, PlannerConfig
+from planet_torch.latent import LatentState
 from planet_torch.planner import (
     OFFICIAL_MIN_VARIANCE,
     CEMPlanner,
@@ -27,7 +28,6 @@ from planet_torch.planner import (
     RandomShootingPlanner,
     refit,
 )
-from planet_torch.rssm import LatentState
 from planet_torch.world_model import WorldModel
 
 SMALL_MODEL = ModelConfig(belief_size=16, state_size=4, hidden_size=16, depth=2,
@@ -67,7 +67,7 @@ class Integrator(nn.Module):
 
     def __init__(self, target) -> None:
         super().__init__()
-        self.rssm = IntegratorRSSM()
+        self.dynamics = IntegratorRSSM()
         self.reward_model = DistanceReward(target)
 
 
@@ -175,8 +175,8 @@ def test_one_batched_rollout_of_all_agents_and_candidates_in_inference_mode():
     planner = CEMPlanner(cfg, -torch.ones(2), torch.ones(2))
     with torch.enable_grad():
         action = planner.plan(model, positions([[0.0, 0.0]] * 4))
-    assert [call["shape"] for call in model.rssm.calls] == [(40, 3, 2)] * 2
-    assert all(call["inference"] and not call["grad"] for call in model.rssm.calls)
+    assert [call["shape"] for call in model.dynamics.calls] == [(40, 3, 2)] * 2
+    assert all(call["inference"] and not call["grad"] for call in model.dynamics.calls)
     assert action.shape == (4, 2) and action.dtype == torch.float32
     assert torch.is_inference(action) and not action.requires_grad
 
@@ -194,11 +194,11 @@ def small_world_model(action_size: int = 3) -> WorldModel:
 def distinct_states(model: WorldModel, num_agents: int, seed: int = 0) -> LatentState:
     """N clearly different states: a few prior steps under large random actions."""
     g = torch.Generator().manual_seed(seed)
-    state = model.rssm.initial_state(num_agents)
+    state = model.dynamics.initial_state(num_agents)
     with torch.inference_mode():
         for _ in range(3):
             action = 3 * torch.randn(num_agents, model.action_size, generator=g)
-            state = model.rssm.img_step(state, action, generator=g)
+            state = model.dynamics.img_step(state, action, generator=g)
     return state
 
 
@@ -221,7 +221,7 @@ class RepeatPairing(nn.Module):
     def __init__(self, model: WorldModel, num_agents: int, candidates: int) -> None:
         super().__init__()
         self.reward_model = model.reward_model
-        inner, N, J = model.rssm, num_agents, candidates
+        inner, N, J = model.dynamics, num_agents, candidates
 
         class Rssm(nn.Module):
             def imagine(self, actions, state, noise=None, generator=None):
@@ -229,7 +229,7 @@ class RepeatPairing(nn.Module):
                 assert wrong.belief.shape == state.belief.shape == (N * J, inner.belief_size)
                 return inner.imagine(actions, wrong, noise, generator)
 
-        self.rssm = Rssm()
+        self.dynamics = Rssm()
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
@@ -474,7 +474,7 @@ def test_random_shooting_is_one_uniform_batch_of_candidates():
     assert 0.4 < noise.action.mean().item() < 0.6  # uniform, not standard normal
     model = Integrator([0.5, 0.5])
     action = planner.plan(model, positions([[0.0, 0.0]] * 4), noise)
-    assert [call["shape"] for call in model.rssm.calls] == [(40, 3, 2)]
+    assert [call["shape"] for call in model.dynamics.calls] == [(40, 3, 2)]
     assert action.shape == (4, 2) and torch.is_inference(action)
     other = RandomShootingPlanner(PlannerConfig(horizon=3, iterations=1, candidates=10,
                                                 elites=9), -torch.ones(2), torch.ones(2))

@@ -23,9 +23,9 @@ import pytest
 import torch
 
 from planet_torch import config as config_lib
+from planet_torch.latent import LatentState
 from planet_torch.predict import Prediction, open_loop, write_error_csv
 from planet_torch.preprocess import postprocess
-from planet_torch.rssm import LatentState
 from planet_torch.world_model import WorldModel
 
 S, T, C, A = 2, 7, 3, 2
@@ -45,7 +45,7 @@ class Recorder:
         self.calls: dict[str, list[tuple[tuple[Any, ...], Any]]] = {"observe": [],
                                                                     "imagine": []}
         self.decoded: list[torch.Tensor] = []
-        rssm = self.model.rssm
+        rssm = self.model.dynamics
         for name in self.calls:
             monkeypatch.setattr(rssm, name, self._spy(name, getattr(rssm, name)))
         self.model.decoder.register_forward_hook(

@@ -4,7 +4,8 @@ from torch.distributions import Independent, Normal
 from torch.nn import functional as F
 
 from planet_torch.config import ModelConfig
-from planet_torch.rssm import RSSM, LatentState
+from planet_torch.latent import LatentState
+from planet_torch.rssm import RSSM
 
 DEVICES = [
     "cpu",

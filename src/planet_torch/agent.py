@@ -17,7 +17,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from planet_torch.rssm import LatentState
+from planet_torch.latent import LatentState
 from planet_torch.world_model import WorldModel
 
 
@@ -56,7 +56,7 @@ class Agent:
     def reset(self, num_envs: int) -> None:
         """Start new episodes: zero belief, zero previous action."""
         device = self.model.device
-        self.state = self.model.rssm.initial_state(num_envs, device)
+        self.state = self.model.dynamics.initial_state(num_envs, device)
         self.prev_action = torch.zeros(num_envs, self.planner.action_size, device=device)
 
     @torch.inference_mode()
@@ -70,7 +70,7 @@ class Agent:
             raise ValueError(f"expected observations for {self.state.belief.shape[0]} "
                              f"environments, got shape {tuple(pixels.shape)}")
         embed = self.model.encode_pixels(pixels, self.generator)
-        _, self.state = self.model.rssm.obs_step(self.state, self.prev_action, embed,
+        _, self.state = self.model.dynamics.obs_step(self.state, self.prev_action, embed,
                                                  generator=self.generator)
         return self.state
 

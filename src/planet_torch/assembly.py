@@ -4,13 +4,16 @@ Training, `planet test`, `predict`, the live viewer, `planet bench` and the benc
 build through these functions, so a config means the same agent everywhere:
 
     make_envs(cfg, n)                      the task's pixel environments (`envs`)
-    make_world_model(cfg, A, device)       encoder, RSSM, observation and reward models
+    make_world_model(cfg, A, device)       encoder, `world_model.DYNAMICS[cfg.model.kind]`,
+                                           observation and reward models
     make_planner(cfg, low, high)           `PLANNERS[cfg.planner.kind]`
     make_agent(cfg, model, low, high, g)   belief filtering plus that planner
 
 A new planner is one module with a class that takes `(PlannerConfig, low, high, precision,
 compile)` and has the `agent.Planner` methods, plus one entry in `PLANNERS`; its name is
-then a valid `--planner.kind`.
+then a valid `--planner.kind`. A new latent dynamics model is one module with a
+`latent.LatentDynamics` subclass, plus one entry in `world_model.DYNAMICS`; its name is then
+a valid `--model.kind`.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from planet_torch.agent import Agent, Planner
 from planet_torch.config import Config, PlannerConfig
 from planet_torch.envs import PixelEnv, default_action_repeat, default_episode_steps, make_env
 from planet_torch.planner import CEMPlanner, RandomShootingPlanner
-from planet_torch.world_model import WorldModel
+from planet_torch.world_model import DYNAMICS, WorldModel
 
 PlannerFactory = Callable[[PlannerConfig, torch.Tensor, torch.Tensor, str, bool], Planner]
 """(planner config, action low, action high, precision, compile) -> a planner."""
@@ -52,8 +55,11 @@ def _check_planner_kind(cfg: Config) -> None:
 
 def check_config(cfg: Config) -> None:
     """Raise ValueError for a config that cannot be built or cannot train on its task (an
-    unknown planner kind or task, a chunk longer than an episode: `config.check_episode_fit`),
-    before any folder or environment is made."""
+    unknown model kind, planner kind or task, a chunk longer than an episode:
+    `config.check_episode_fit`), before any folder or environment is made."""
+    if cfg.model.kind not in DYNAMICS:
+        raise ValueError(f"unknown model.kind {cfg.model.kind!r}; choose one of "
+                         f"{', '.join(sorted(DYNAMICS))}")
     _check_planner_kind(cfg)
     config_lib.check_episode_fit(cfg, agent_steps_per_episode(cfg))
 

@@ -58,8 +58,8 @@ from planet_torch.config import (
     TrainConfig,
 )
 from planet_torch.envs import make_env
+from planet_torch.latent import LatentState
 from planet_torch.replay import Episode, Replay
-from planet_torch.rssm import LatentState
 from planet_torch.runs import new_run_dir, read_metrics
 from planet_torch.train import Trainer
 from planet_torch.world_model import TorchBatch, Updater, WorldModel, make_optimizer
@@ -253,12 +253,12 @@ def planning_states(model: WorldModel, num_agents: int, generator: torch.Generat
     """N distinct states: three imagined steps from the zero state under random actions,
     drawn on the CPU from `generator` (a CPU generator)."""
     device = model.device
-    state = model.rssm.initial_state(num_agents, device)
+    state = model.dynamics.initial_state(num_agents, device)
     with torch.inference_mode():
         for _ in range(3):
             action = torch.rand(num_agents, model.action_size, generator=generator) * 2 - 1
             noise = torch.randn(num_agents, model.cfg.state_size, generator=generator)
-            state = model.rssm.img_step(state, action.to(device), noise.to(device))
+            state = model.dynamics.img_step(state, action.to(device), noise.to(device))
     return state
 
 

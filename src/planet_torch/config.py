@@ -75,12 +75,16 @@ class EnvConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Sizes of the world model (paper section 2 and appendix A)."""
+    """Design and sizes of the world model (paper sections 2 and 3 and appendix A)."""
 
+    kind: str = "rssm"
+    """Latent dynamics (paper figure 2): `rssm` deterministic belief and stochastic state
+    (the paper's agent), `ssm` stochastic state only, `drnn` deterministic belief only (no
+    KL term). `world_model.DYNAMICS` lists every kind; docs/elbo.md gives each one's bound."""
     belief_size: int = 200
-    """Deterministic belief h_t: GRU units."""
+    """Deterministic belief h_t: GRU units (unused by `ssm`)."""
     state_size: int = 30
-    """Stochastic state s_t: dimensions of the diagonal Gaussian."""
+    """Stochastic state s_t: dimensions of the diagonal Gaussian (unused by `drnn`)."""
     hidden_size: int = 200
     """Dense layers of the transition, prior and posterior networks."""
     depth: int = 32
@@ -98,11 +102,6 @@ class ModelConfig:
     def embed_size(self) -> int:
         """Encoder output size e_t: 256 channels x 2 x 2 at depth 32, i.e. 32 * depth."""
         return 32 * self.depth
-
-    @property
-    def feature_size(self) -> int:
-        """Size of the model state [h_t, s_t] read by decoder, reward model and planner."""
-        return self.belief_size + self.state_size
 
     def __post_init__(self) -> None:
         _require("model", self, belief_size=POSITIVE, state_size=POSITIVE,
@@ -336,6 +335,10 @@ def validate(cfg: Config) -> None:
         raise ValueError(f"precision must be {' or '.join(PRECISIONS)}, got {cfg.precision!r}")
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool) or cfg.seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {cfg.seed!r}")
+    if cfg.objective.overshooting_distance > 1 and cfg.model.kind == "drnn":
+        raise ValueError("latent overshooting compares distributions over the stochastic "
+                         "state, which model.kind drnn does not have; use "
+                         "objective.overshooting_distance 1 or model.kind rssm or ssm")
     if cfg.objective.overshooting_distance >= cfg.train.chunk_length:
         raise ValueError(f"objective.overshooting_distance must be below train.chunk_length "
                          f"({cfg.train.chunk_length}), got "

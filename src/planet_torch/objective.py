@@ -8,7 +8,9 @@ For a chunk of T steps the model maximises
 
 so the loss is its negative, averaged over batch and time. The KL is summed over the state
 dimensions first and free nats clamp that sum, per (batch, time) element: below F nats the
-KL term is constant and gives no gradient. The KL runs from posterior to prior.
+KL term is constant and gives no gradient. The KL runs from posterior to prior. A model
+without a stochastic state (`model.kind drnn`) has no KL term: its loss is the two
+likelihood terms alone, evaluated on the states the model names (`likelihood_states`).
 
 Latent overshooting (paper section 4, equation 7) replaces the KL term by one over
 distances d = 1..D of the KL between the posterior and the d-step prior
@@ -28,7 +30,7 @@ import torch
 from torch import nn
 
 from planet_torch.config import ObjectiveConfig
-from planet_torch.rssm import RSSM, LatentState
+from planet_torch.latent import LatentDynamics, LatentState
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -84,13 +86,14 @@ def free_nats(kl: torch.Tensor, nats: float) -> torch.Tensor:
     return kl.clamp(min=nats)
 
 
-def overshooting_kl(rssm: RSSM, posterior: LatentState, actions: torch.Tensor,
+def overshooting_kl(dynamics: LatentDynamics, posterior: LatentState, actions: torch.Tensor,
                     cfg: ObjectiveConfig, noise: torch.Tensor | None = None) -> torch.Tensor:
     """Sum over d = 2..D of the mean of max(KL(sg(q(s_t)) || p(s_t | s_{t-d})), F): a scalar.
 
-    posterior (B, T, ...) from `RSSM.observe`, actions (B, T, A). Starting from the posterior
-    sample at every t0 < T - 1, the prior is rolled forward open-loop; after d steps it is the
-    d-step prior of time t0 + d, compared with the fixed posterior there while t0 + d < T.
+    posterior (B, T, ...) from `LatentDynamics.observe`, actions (B, T, A). Starting from the
+    posterior sample at every t0 < T - 1, the prior is rolled forward open-loop; after d steps
+    it is the d-step prior of time t0 + d, compared with the fixed posterior there while
+    t0 + d < T.
     noise (D, B * (T - 1), state_size): standard-normal draws of the rollout's samples
     (fresh ones if None).
     """
@@ -102,7 +105,7 @@ def overshooting_kl(rssm: RSSM, posterior: LatentState, actions: torch.Tensor,
     for d in range(1, cfg.overshooting_distance + 1):
         index = (starts + d).clamp(max=T - 1)
         step_actions = actions[:, index].reshape(B * (T - 1), -1)
-        state = rssm.img_step(state, step_actions, None if noise is None else noise[d - 1])
+        state = dynamics.img_step(state, step_actions, None if noise is None else noise[d - 1])
         if d == 1:
             continue  # the one-step prior is the standard KL term
         target = targets.map(lambda x, i=index: x[:, i].reshape(B * (T - 1), -1))
@@ -114,14 +117,16 @@ def overshooting_kl(rssm: RSSM, posterior: LatentState, actions: torch.Tensor,
 
 def negative_elbo(image_mean: torch.Tensor, obs: torch.Tensor, reward_mean: torch.Tensor,
                   reward: torch.Tensor, posterior: LatentState, prior: LatentState,
-                  cfg: ObjectiveConfig, rssm: RSSM | None = None,
+                  cfg: ObjectiveConfig, dynamics: LatentDynamics | None = None,
                   actions: torch.Tensor | None = None,
                   overshooting_noise: torch.Tensor | None = None) -> Loss:
     """The loss of paper equation 3 (with free nats), or equation 7 when D > 1.
 
     image_mean, obs (B, T, 3, 64, 64); reward_mean, reward (B, T); posterior and prior (B, T,
-    ...) from `RSSM.observe`. Latent overshooting (D > 1) also needs the rssm and actions,
-    and takes its rollout's draws from `overshooting_noise` (see `overshooting_kl`).
+    ...) from `LatentDynamics.observe`. Latent overshooting (D > 1) also needs the dynamics
+    and actions, and takes its rollout's draws from `overshooting_noise` (see
+    `overshooting_kl`). Dynamics without a stochastic state (`stochastic` False) give no KL
+    term and no KL or entropy metrics; without dynamics the KL term is there.
 
         loss = mean_{b,t}[ -ln p(o) - reward_scale ln p(r) ] + KL term
 
@@ -136,26 +141,23 @@ def negative_elbo(image_mean: torch.Tensor, obs: torch.Tensor, reward_mean: torc
     """
     image_ll = image_log_likelihood(image_mean, obs).mean()
     reward_ll = reward_log_likelihood(reward_mean, reward).mean()
-    kl = kl_divergence(posterior, prior)
-    kl_term = free_nats(kl, cfg.free_nats).mean()
-    distance = cfg.overshooting_distance
-    if distance > 1:
-        if rssm is None or actions is None:
-            raise ValueError("latent overshooting (overshooting_distance > 1) needs rssm and "
-                             "actions")
-        overshoot = overshooting_kl(rssm, posterior, actions, cfg, overshooting_noise)
-        if cfg.overshooting_weighting == "reference":
-            kl_term = kl_term + cfg.overshooting_kl_scale * overshoot / (distance - 1)
-        else:
-            kl_term = (kl_term + cfg.overshooting_kl_scale * overshoot) / distance
-    loss = -image_ll - cfg.reward_scale * reward_ll + kl_term
-    metrics = {
-        "model/loss": loss,
-        "model/image_nll": -image_ll,
-        "model/reward_nll": -reward_ll,
-        "model/kl_term": kl_term,
-        "model/kl": kl.mean(),
-        "model/prior_entropy": prior.dist().entropy().mean(),
-        "model/posterior_entropy": posterior.dist().entropy().mean(),
-    }
-    return Loss(loss, {k: v.detach() for k, v in metrics.items()})
+    loss = -image_ll - cfg.reward_scale * reward_ll
+    metrics = {"model/image_nll": -image_ll, "model/reward_nll": -reward_ll}
+    if dynamics is None or dynamics.stochastic:
+        kl = kl_divergence(posterior, prior)
+        kl_term = free_nats(kl, cfg.free_nats).mean()
+        distance = cfg.overshooting_distance
+        if distance > 1:
+            if dynamics is None or actions is None:
+                raise ValueError("latent overshooting (overshooting_distance > 1) needs the "
+                                 "dynamics and actions")
+            overshoot = overshooting_kl(dynamics, posterior, actions, cfg, overshooting_noise)
+            if cfg.overshooting_weighting == "reference":
+                kl_term = kl_term + cfg.overshooting_kl_scale * overshoot / (distance - 1)
+            else:
+                kl_term = (kl_term + cfg.overshooting_kl_scale * overshoot) / distance
+        loss = loss + kl_term
+        metrics |= {"model/kl_term": kl_term, "model/kl": kl.mean(),
+                    "model/prior_entropy": prior.dist().entropy().mean(),
+                    "model/posterior_entropy": posterior.dist().entropy().mean()}
+    return Loss(loss, {k: v.detach() for k, v in {"model/loss": loss, **metrics}.items()})

@@ -38,7 +38,7 @@ same draws:
                   state and noise are copied into static buffers, the graph replays every
                   kernel of the search in one launch, the action is copied out
 
-Under `precision="bf16"` the RSSM's transition runs under bf16 autocast and the reward model
+Under `precision="bf16"` the dynamics' transition runs under bf16 autocast and the reward model
 in fp32, as in training (world_model.py keeps p(r_t | h_t, s_t) in fp32 as well): a bf16
 reward output keeps only ~3 significant digits, which was the larger part of the returns'
 error (benchmarks/acceleration.md has the measurements).
@@ -55,7 +55,7 @@ from torch import nn
 
 from planet_torch.acceleration import Fallback, autocast, check_precision, compile_or_none
 from planet_torch.config import PlannerConfig
-from planet_torch.rssm import LatentState
+from planet_torch.latent import LatentState
 
 GRAPH_WARMUP_CALLS = 2
 """Eager calls on a side stream before a CUDA graph is captured (kernel autotuning, lazy init)."""
@@ -68,9 +68,10 @@ keeps this code's calibrated runs until the two are compared on the cpu preset."
 
 
 class LatentModel(Protocol):
-    """What the planner needs of a world model: an RSSM to imagine with and a reward model."""
+    """What the planner needs of a world model: latent dynamics to imagine with (an RSSM, SSM
+    or DRNN, `latent.LatentDynamics`) and a reward model."""
 
-    rssm: nn.Module
+    dynamics: nn.Module
     reward_model: nn.Module
 
 
@@ -85,7 +86,7 @@ class PlanNoise(NamedTuple):
 
 
 def _parameters(model: LatentModel) -> tuple[torch.Tensor, ...]:
-    return (*model.rssm.parameters(), *model.reward_model.parameters())
+    return (*model.dynamics.parameters(), *model.reward_model.parameters())
 
 
 class PlanRun(Protocol):
@@ -171,7 +172,7 @@ class RolloutPlanner(ABC):
     (`search`); drawing the noise, checking it, the batched rollout with its precision and
     compilation, and the CUDA graphs are the same for all.
 
-    precision: `fp32`, or `bf16` for autocast around the RSSM's imagined rollout.
+    precision: `fp32`, or `bf16` for autocast around the imagined rollout.
     compile: torch.compile the rollout (with an eager fallback, see `acceleration`).
     cuda_graphs: on CUDA, capture each call's kernels once per N and replay them; None
     takes `cfg.cuda_graph`.
@@ -280,11 +281,11 @@ class RolloutPlanner(ABC):
         """Returns (M,) of M sequences: sum over k = 1..H of E[p(r_{t+k} | h_{t+k}, s_{t+k})].
 
         actions (M, H, A), start (M, ...), state_noise (M, H, state_size). The imagined
-        states come from the RSSM under the planner's precision; the reward model then runs
+        states come from the dynamics under the planner's precision; the reward model then runs
         once, in fp32, on all M * H of them.
         """
         with autocast(actions.device, self.precision, cache_enabled=False):
-            imagined = model.rssm.imagine(actions, start, state_noise)
+            imagined = model.dynamics.imagine(actions, start, state_noise)
         return model.reward_model(imagined.feat().float()).sum(-1)  # (M, H) -> (M,)
 
     def _graph_call(self, model: LatentModel, state: LatentState, noise: PlanNoise

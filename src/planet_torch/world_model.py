@@ -1,11 +1,12 @@
-"""The world model: encoder, RSSM, observation and reward models, and one training update.
+"""The world model: encoder, latent dynamics, observation and reward models, and one update.
 
 Data flow of an update on a (B, L) batch of chunks:
 
     obs uint8 (B, L, 64, 64, 3) --preprocess--> (B, L, 3, 64, 64)
       --Encoder, one call over B*L images--> embed (B, L, E)
-      --RSSM.observe, a loop over L--> posterior, prior (B, L, ...)
-      --ObservationDecoder / RewardModel, one call each--> image and reward means
+      --dynamics.observe, a loop over L--> posterior, prior (B, L, ...)
+      --ObservationDecoder / RewardModel on the likelihood states, one call each-->
+        image and reward means
       --negative_elbo--> loss --backward, clip at 1000, Adam-->
 
 The random draws of an update (dequantisation noise, posterior samples, latent overshooting
@@ -26,12 +27,20 @@ from torch import nn
 
 from planet_torch.acceleration import Fallback, autocast, check_precision, compile_or_none
 from planet_torch.config import ModelConfig, ObjectiveConfig, OptimConfig
+from planet_torch.drnn import DRNN
+from planet_torch.latent import LatentDynamics, LatentState
 from planet_torch.networks import Encoder, ObservationDecoder, RewardModel
 from planet_torch.objective import Loss, negative_elbo
 from planet_torch.preprocess import postprocess, preprocess
-from planet_torch.rssm import RSSM, LatentState
+from planet_torch.rssm import RSSM
+from planet_torch.ssm import SSM
 
-__all__ = ["ModelInputs", "TorchBatch", "Updater", "WorldModel", "make_optimizer"]
+__all__ = ["DYNAMICS", "ModelInputs", "TorchBatch", "Updater", "WorldModel", "make_optimizer"]
+
+DYNAMICS: dict[str, type[LatentDynamics]] = {"rssm": RSSM, "ssm": SSM, "drnn": DRNN}
+"""`model.kind` -> the latent dynamics model: the paper's RSSM (the default), its purely
+stochastic SSM or its purely deterministic recurrent model (the model designs of paper
+figure 2). Each is built as `(ModelConfig, action_size, embed_size)`."""
 
 
 class TorchBatch(NamedTuple):
@@ -61,16 +70,22 @@ class ModelInputs(NamedTuple):
 
 
 class WorldModel(nn.Module):
-    """Encoder, RSSM, observation decoder and reward model of one task."""
+    """Encoder, latent dynamics (`model.kind`), observation decoder and reward model of one
+    task."""
 
     def __init__(self, cfg: ModelConfig, action_size: int) -> None:
         super().__init__()
+        if cfg.kind not in DYNAMICS:
+            raise ValueError(f"unknown model.kind {cfg.kind!r}; choose one of "
+                             f"{', '.join(sorted(DYNAMICS))}")
         self.cfg = cfg
         self.action_size = action_size
         self.encoder = Encoder(cfg.depth)
-        self.rssm = RSSM(cfg, action_size, self.encoder.embed_size)
-        self.decoder = ObservationDecoder(cfg.feature_size, cfg.depth)
-        self.reward_model = RewardModel(cfg.feature_size, cfg.reward_layers, cfg.reward_units)
+        self.dynamics = DYNAMICS[cfg.kind](cfg, action_size, self.encoder.embed_size)
+        features = self.dynamics.feature_size
+        self.decoder = ObservationDecoder(features, cfg.depth)
+        self.reward_model = RewardModel(features, cfg.reward_layers, cfg.reward_units)
+        self.register_load_state_dict_pre_hook(_rssm_to_dynamics)
 
     @property
     def device(self) -> torch.device:
@@ -95,7 +110,7 @@ class WorldModel(nn.Module):
         self._check_batch(batch)
         obs = preprocess(batch.obs, self.cfg.bit_depth, generator)
         B, L = batch.reward.shape
-        S = self.cfg.state_size
+        S = self.dynamics.state_size
         state_noise = torch.randn((B, L, S), generator=generator, device=obs.device)
         overshooting_noise = None
         if cfg.overshooting_distance > 1:
@@ -108,26 +123,27 @@ class WorldModel(nn.Module):
         """Negative ELBO of prepared inputs, and the posterior states (B, L, ...).
 
         Deterministic given the inputs. The convolutional encoder and decoder run under
-        `precision`; the RSSM, the reward model, the KL and the log-likelihoods in fp32.
+        `precision`; the dynamics, the reward model, the KL and the log-likelihoods in fp32.
         """
         obs = inputs.obs
         with autocast(obs.device, precision):
             embed = self.encoder(obs)
-        posterior, prior = self.rssm.observe(embed.float(), inputs.action,
-                                             noise=inputs.state_noise)
-        feat = posterior.feat()
+        posterior, prior = self.dynamics.observe(embed.float(), inputs.action,
+                                                 noise=inputs.state_noise)
+        feat = self.dynamics.likelihood_states(posterior, prior).feat()
         with autocast(obs.device, precision):
             image_mean = self.decoder(feat)
         reward_mean = self.reward_model(feat)
         loss = negative_elbo(image_mean.float(), obs, reward_mean, inputs.reward, posterior,
-                             prior, cfg, self.rssm, inputs.action, inputs.overshooting_noise)
+                             prior, cfg, self.dynamics, inputs.action,
+                             inputs.overshooting_noise)
         return loss, posterior
 
     def loss(self, batch: TorchBatch, cfg: ObjectiveConfig, precision: str = "fp32",
              generator: torch.Generator | None = None) -> tuple[Loss, LatentState]:
         """Negative ELBO of a batch; also returns the posterior states (B, L, ...).
 
-        `prepare` then `elbo`: convolutions run under `precision`; the RSSM, KL and
+        `prepare` then `elbo`: convolutions run under `precision`; the dynamics, KL and
         log-likelihoods run in fp32.
         """
         return self.elbo(self.prepare(batch, cfg, generator), cfg, precision)
@@ -140,6 +156,15 @@ class WorldModel(nn.Module):
             actual = tuple(getattr(batch, name).shape)
             if actual != shape:
                 raise ValueError(f"batch.{name} must have shape {shape}, got {actual}")
+
+
+def _rssm_to_dynamics(module: nn.Module, state_dict: dict[str, torch.Tensor], prefix: str,
+                      *_: object) -> None:
+    """Rename the keys `rssm.*` of a state dict saved before the dynamics became a choice
+    (`model.kind`) to `dynamics.*`, so that older checkpoints load."""
+    old = prefix + "rssm."
+    for key in [k for k in state_dict if k.startswith(old)]:
+        state_dict[prefix + "dynamics." + key[len(old):]] = state_dict.pop(key)
 
 
 def make_optimizer(model: WorldModel, cfg: OptimConfig) -> torch.optim.Adam:
