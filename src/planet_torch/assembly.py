@@ -4,6 +4,7 @@ Training, `planet test`, `predict`, the live viewer, `planet bench` and the benc
 build through these functions, so a config means the same agent everywhere:
 
     make_envs(cfg, n)                      the task's pixel environments (`envs`)
+    make_task_envs(cfg, n)                 n of each of the run's tasks, actions padded
     make_world_model(cfg, A, device)       encoder, `world_model.DYNAMICS[cfg.model.kind]`,
                                            observation and reward models
     make_planner(cfg, low, high)           `PLANNERS[cfg.planner.kind]`
@@ -26,7 +27,13 @@ import torch
 from planet_torch import config as config_lib
 from planet_torch.agent import Agent, Planner
 from planet_torch.config import Config, PlannerConfig
-from planet_torch.envs import PixelEnv, default_action_repeat, default_episode_steps, make_env
+from planet_torch.envs import (
+    PaddedActions,
+    PixelEnv,
+    default_action_repeat,
+    default_episode_steps,
+    make_env,
+)
 from planet_torch.planner import CEMPlanner, RandomShootingPlanner
 from planet_torch.world_model import DYNAMICS, WorldModel
 
@@ -38,12 +45,14 @@ PLANNERS: dict[str, PlannerFactory] = {"cem": CEMPlanner,
 """`planner.kind` -> the planner it builds: the paper's CEM, or its random-shooting ablation."""
 
 
-def agent_steps_per_episode(cfg: Config) -> int:
-    """Agent steps T of one full episode of the run's task: ceil(environment steps / R).
+def agent_steps_per_episode(cfg: Config, task: str | None = None) -> int:
+    """Agent steps T of one full episode of `task` (default: the run's first task):
+    ceil(environment steps / R).
 
     Raises ValueError for an unknown task."""
-    repeat = cfg.env.action_repeat or default_action_repeat(cfg.task)
-    return -(-(cfg.env.episode_steps or default_episode_steps(cfg.task)) // repeat)
+    task = task or config_lib.task_list(cfg.task)[0]
+    repeat = cfg.env.action_repeat or default_action_repeat(task)
+    return -(-(cfg.env.episode_steps or default_episode_steps(task)) // repeat)
 
 
 def _check_planner_kind(cfg: Config) -> None:
@@ -61,14 +70,37 @@ def check_config(cfg: Config) -> None:
         raise ValueError(f"unknown model.kind {cfg.model.kind!r}; choose one of "
                          f"{', '.join(sorted(DYNAMICS))}")
     _check_planner_kind(cfg)
-    config_lib.check_episode_fit(cfg, agent_steps_per_episode(cfg))
+    for task in config_lib.task_list(cfg.task):
+        config_lib.check_episode_fit(cfg, agent_steps_per_episode(cfg, task), task)
 
 
-def make_envs(cfg: Config, count: int, seed: int | None = None) -> list[PixelEnv]:
-    """`count` environments of the run's task with its environment settings; the first is
-    seeded with `seed` (the others are seeded per episode by whoever resets them)."""
-    return [make_env(cfg.task, seed=seed if i == 0 else None, **asdict(cfg.env))
+def make_envs(cfg: Config, count: int, seed: int | None = None, task: str | None = None,
+              action_size: int | None = None) -> list[PixelEnv]:
+    """`count` environments of `task` (default: the run's first task) with the run's
+    environment settings; the first is seeded with `seed` (the others are seeded per episode
+    by whoever resets them). With an `action_size` above the task's, the actions are padded
+    to it (`envs.PaddedActions`)."""
+    task = task or config_lib.task_list(cfg.task)[0]
+    envs = [make_env(task, seed=seed if i == 0 else None, **asdict(cfg.env))
             for i in range(count)]
+    return envs if action_size is None else _padded(envs, action_size)
+
+
+def _padded(envs: list[PixelEnv], action_size: int) -> list[PixelEnv]:
+    """The environments with their actions padded to `action_size` where they are shorter."""
+    return [env if env.action_space.shape[0] == action_size else PaddedActions(env, action_size)
+            for env in envs]
+
+
+def make_task_envs(cfg: Config, count: int, seed: int | None = None,
+                   action_size: int | None = None) -> dict[str, list[PixelEnv]]:
+    """`count` >= 1 environments of each of the run's tasks (`config.task_list`), their
+    actions padded to `action_size`, by default the largest action size among the tasks, so
+    that one agent acts in all of them (the official code's multi-task setting). A run of
+    one task gets its environments unpadded."""
+    envs = {task: make_envs(cfg, count, seed, task) for task in config_lib.task_list(cfg.task)}
+    size = action_size or max(e[0].action_space.shape[0] for e in envs.values())
+    return {task: _padded(task_envs, size) for task, task_envs in envs.items()}
 
 
 def make_world_model(cfg: Config, action_size: int,

@@ -210,7 +210,7 @@ def _cpu_cost_line(trainer: Any) -> str:
 
     cfg = trainer.cfg
     steps = agent_steps_per_episode(cfg)
-    env = trainer.env
+    env = trainer.envs[trainer.tasks[0]]
     env.reset(seed=0)
     start = time.perf_counter()
     for _ in range(5):
@@ -243,6 +243,12 @@ def _output_folder(args: argparse.Namespace, run_dir: Path, *subfolders: str) ->
     return output
 
 
+def _stem(kind: str, run: Any, task: str) -> str:
+    """`<kind>-<checkpoint tag>` for a file of a trained run's results, with `-<task>` for a
+    run of several tasks."""
+    return f"{kind}-{run.tag}" + (f"-{task}" if len(run.tasks) > 1 else "")
+
+
 def _report_written(paths: Sequence[Path]) -> None:
     for path in paths:
         print(f"wrote {path}")
@@ -259,24 +265,28 @@ def cmd_test(args: argparse.Namespace) -> int:
         check_display()  # before minutes of loading and playing
     run = load_run(args.run_dir, args.checkpoint, args.device, args.precision)
     output = _output_folder(args, run.run_dir, *([video.VIDEOS_DIR] if args.video else []))
+    tasks = [run.check_task(args.task)] if args.task else list(run.tasks)
     viewer = Viewer(f"planet test {run.run_dir.name}") if args.render else None
+    written = []
     try:
-        result, played = scoring.score(
-            run, args.episodes, args.seed,
-            on_step=None if viewer is None else viewer.on_step,
-            should_stop=None if viewer is None else (lambda: viewer.closed))
+        for task in tasks:
+            result, played = scoring.score(
+                run, args.episodes, args.seed,
+                on_step=None if viewer is None else viewer.on_step,
+                should_stop=None if viewer is None else (lambda: viewer.closed), task=task)
+            print(result.summary())
+            stem = _stem("test", run, task)
+            written.append(scoring.write_result(result, output / f"{stem}.json"))
+            if args.video:
+                frames = video.tile(video.stack_episodes([e.obs for e in played.episodes]))
+                written += video.write_videos(frames, output / video.VIDEOS_DIR / stem,
+                                              played.fps)
     except Interrupted:
         print("planet test: the window was closed; stopped without results", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
         if viewer is not None:
             viewer.close()
-    print(result.summary())
-    written = [scoring.write_result(result, output / f"test-{run.tag}.json")]
-    if args.video:
-        frames = video.tile(video.stack_episodes([e.obs for e in played.episodes]))
-        written += video.write_videos(frames, output / video.VIDEOS_DIR / f"test-{run.tag}",
-                                      played.fps)
     _report_written(written)
     return 0
 
@@ -287,10 +297,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from planet_torch.trained import episode_rows, load_run, play
 
     run = load_run(args.run_dir, args.checkpoint, args.device, args.precision)
-    predict.fit_horizon(episode_rows(run.cfg), args.context, args.horizon)  # fail early
+    task = run.check_task(args.task or run.tasks[0])
+    predict.fit_horizon(episode_rows(run.cfg, task), args.context, args.horizon)  # fail early
     output = _output_folder(args, run.run_dir, video.VIDEOS_DIR)
     seed = scoring.default_seed(run) if args.seed is None else args.seed
-    played = play(run, list(range(seed, seed + args.sequences)), desc="predict")
+    played = play(run, list(range(seed, seed + args.sequences)), desc="predict", task=task)
     rows = min(e.length for e in played.episodes)
     horizon = predict.fit_horizon(rows, args.context, args.horizon)
     if horizon < args.horizon:
@@ -300,14 +311,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     prediction = predict.predict_episodes(run.model, played.episodes, args.context, horizon,
                                           seed)
     mse = prediction.ahead_mse()
-    stem = f"open_loop-{run.tag}"
+    stem = _stem("open_loop", run, task)
     written = video.write_videos(prediction.grid(), output / video.VIDEOS_DIR / stem,
                                  played.fps)
     written.append(predict.write_error_csv(prediction, output / f"{stem}_error.csv"))
     written += plot.prediction_error(
         mse, output / f"{stem}_error.png",
-        f"{run.cfg.task}: open-loop prediction after {args.context} context frames")
-    print(f"{run.cfg.task}: open-loop MSE per pixel {mse[0]:.5f} at 1 step ahead, "
+        f"{task}: open-loop prediction after {args.context} context frames")
+    print(f"{task}: open-loop MSE per pixel {mse[0]:.5f} at 1 step ahead, "
           f"{mse[-1]:.5f} at {len(mse)} steps ahead ({args.sequences} sequences; columns: "
           "truth | prediction | difference)")
     _report_written(written)
@@ -512,6 +523,9 @@ def _add_trained_run_arguments(parser: argparse.ArgumentParser) -> None:
                              "and planned as well as fp32 in benchmarks/precision_learning.md")
     parser.add_argument("--output", metavar="DIR", default=None,
                         help="folder for the results (default: RUN_DIR)")
+    parser.add_argument("--task", default=None,
+                        help="for a run of several tasks, the one to play (default: test "
+                             "plays each in turn, predict the first)")
 
 
 def _add_command(sub: Any, name: str, func: Callable[[argparse.Namespace], int], summary: str,

@@ -242,7 +242,8 @@ class Config:
     """A whole run. Top-level fields are the ones a user changes most often."""
 
     task: str = "cartpole-swingup"
-    """Task: one of the paper's six, `domain-task` (dm_control), `gym:ID`, or `toy-reach`."""
+    """Task: one of the paper's six, `domain-task` (dm_control), `gym:ID`, or `toy-reach`;
+    several as `a,b,...` (one agent for all of them) or `paper` (the paper's six)."""
     seed: int = 0
     """Seed of environments, model initialisation, replay sampling and planning."""
     device: str = "auto"
@@ -319,6 +320,26 @@ def _cpu() -> Config:
     )
 
 
+PAPER_TASK_SET = "paper"
+"""`--task paper`: one agent trained on the paper's six tasks at once."""
+
+
+def task_list(task: str) -> tuple[str, ...]:
+    """The tasks a run's `task` names: `a,b` -> (a, b), `paper` -> the paper's six, in the
+    paper's order, and a single name -> (name,). ValueError for an empty or repeated name."""
+    if task == PAPER_TASK_SET:
+        from planet_torch.envs.dm_control import PAPER_TASKS  # gymnasium, not torch
+        return tuple(PAPER_TASKS)
+    if "," not in task:
+        return (task,)  # whether it exists is the task registry's to say
+    names = tuple(name.strip() for name in task.split(","))
+    if not all(names):
+        raise ValueError(f"task {task!r} has an empty name; list tasks as a,b,c")
+    if len(set(names)) < len(names):
+        raise ValueError(f"task {task!r} names a task twice")
+    return names
+
+
 PRESETS = {"paper": Config, "debug": _debug, "toy": _toy, "cpu": _cpu}
 """Named starting points; command-line flags are applied on top of one."""
 
@@ -335,6 +356,7 @@ def validate(cfg: Config) -> None:
         raise ValueError(f"precision must be {' or '.join(PRECISIONS)}, got {cfg.precision!r}")
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool) or cfg.seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {cfg.seed!r}")
+    task_list(cfg.task)
     if cfg.objective.overshooting_distance > 1 and cfg.model.kind == "drnn":
         raise ValueError("latent overshooting compares distributions over the stochastic "
                          "state, which model.kind drnn does not have; use "
@@ -345,18 +367,20 @@ def validate(cfg: Config) -> None:
                          f"{cfg.objective.overshooting_distance}")
 
 
-def check_episode_fit(cfg: Config, agent_steps: int) -> None:
-    """Raise ValueError unless a chunk and an episode fit episodes of `agent_steps` steps.
+def check_episode_fit(cfg: Config, agent_steps: int, task: str | None = None) -> None:
+    """Raise ValueError unless a chunk and an episode fit episodes of `agent_steps` steps
+    (of `task`, default the run's `task`).
 
     A chunk takes L consecutive rows of one episode (T + 1 rows for T agent steps), and the
     replay must hold at least one whole episode.
     """
+    task = task or cfg.task
     if cfg.train.chunk_length > agent_steps + 1:
         raise ValueError(f"train.chunk_length must be at most {agent_steps + 1}, the rows of one "
-                         f"episode of {cfg.task} ({agent_steps} agent steps), got "
+                         f"episode of {task} ({agent_steps} agent steps), got "
                          f"{cfg.train.chunk_length}")
     if cfg.train.replay_capacity < agent_steps:
-        raise ValueError(f"train.replay_capacity must be at least one episode of {cfg.task}, "
+        raise ValueError(f"train.replay_capacity must be at least one episode of {task}, "
                          f"{agent_steps} agent steps, got {cfg.train.replay_capacity}")
 
 

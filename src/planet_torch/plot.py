@@ -2,12 +2,13 @@
 
 `planet plot` reads each run's `metrics.jsonl` (train/return per training episode,
 test/return per test phase, both against environment steps) and its `config.yaml` (the
-task). Runs of the same task share a panel: each run is a thin line, and with two or more
-runs their mean is a thick line over the steps all of them reached, with one standard
-deviation shaded. For the paper's six tasks a dashed line marks PlaNet's score in the
-paper's Table 1 (mean test return after 1000 episodes of 1000 environment steps, i.e. at
-1e6 environment steps); a dotted line marks random play, the mean return of the runs' seed
-episodes (uniformly random actions).
+task). A run of several tasks gives a curve per task, from `train/<task>/return` and
+`test/<task>/return` (`read_runs`). Runs of the same task share a panel: each run is a
+thin line, and with two or more runs their mean is a thick line over the steps all of them
+reached, with one standard deviation shaded. For the paper's six tasks a dashed line marks
+PlaNet's score in the paper's Table 1 (mean test return after 1000 episodes of 1000
+environment steps, i.e. at 1e6 environment steps); a dotted line marks random play, the
+mean return of the runs' seed episodes (uniformly random actions).
 
 Figures are drawn with matplotlib's object API on the Agg canvas: no pyplot, no display.
 """
@@ -24,7 +25,16 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from planet_torch.runs import METRICS_NAME, RunFolderError, check_run_dir, load_config, read_metrics
+from planet_torch import config as config_lib
+from planet_torch.runs import (
+    METRICS_NAME,
+    RunFolderError,
+    check_run_dir,
+    load_config,
+    read_metrics,
+    seed_episodes_of_task,
+    task_metric,
+)
 
 PAPER_SCORES = {
     "cartpole-swingup": 821, "reacher-easy": 832, "cheetah-run": 662,
@@ -55,22 +65,34 @@ class RunCurves(NamedTuple):
     """Returns of the run's seed episodes, played with uniformly random actions."""
 
 
-def read_run(run_dir: Path) -> RunCurves:
-    """The task and return curves of a run folder; RunFolderError if it has none."""
+def read_run(run_dir: Path, task: str | None = None) -> RunCurves:
+    """The return curves of one task of a run folder (default: its first task);
+    RunFolderError if it has none."""
     run_dir = check_run_dir(run_dir, METRICS_NAME)
     cfg = load_config(run_dir)
+    tasks = config_lib.task_list(cfg.task)
+    task = task or tasks[0]
     records = read_metrics(run_dir)
     curves = {}
     for metric in CURVES:
-        points = sorted((r["env_steps"], r[metric]) for r in records if metric in r)
+        logged = task_metric(metric, task, tasks)
+        points = sorted((r["env_steps"], r[logged]) for r in records if logged in r)
         if points:
             steps, values = np.asarray(points, dtype=np.float64).T
             curves[metric] = Curve(steps, values)
     if not curves:
-        raise RunFolderError(f"{run_dir} has no returns logged yet ({', '.join(CURVES)})")
+        raise RunFolderError(f"{run_dir} has no returns logged yet "
+                             f"({', '.join(task_metric(m, task, tasks) for m in CURVES)})")
     train = curves.get("train/return")
-    seeded = train.values[:cfg.train.seed_episodes] if train is not None else np.zeros(0)
-    return RunCurves(run_dir, cfg.task, curves, seeded)
+    seeded = (train.values[:seed_episodes_of_task(cfg, task)] if train is not None
+              else np.zeros(0))
+    return RunCurves(run_dir, task, curves, seeded)
+
+
+def read_runs(run_dir: Path) -> list[RunCurves]:
+    """`read_run` of each task of a run folder: one for a run of one task."""
+    tasks = config_lib.task_list(load_config(check_run_dir(run_dir)).task)
+    return [read_run(run_dir, task) for task in tasks]
 
 
 def mean_and_spread(curves: Sequence[Curve], points: int = 200) -> tuple[Curve, np.ndarray]:
@@ -140,7 +162,8 @@ def _save(figure: Figure, output: Path) -> list[Path]:
 
 def learning_curves(run_dirs: Sequence[Path], output: Path,
                     labels: Mapping[Path, str] | None = None) -> list[Path]:
-    """Plot the runs' returns against environment steps, one panel per task.
+    """Plot the runs' returns against environment steps, one panel per task (a run of
+    several tasks appears in each of its tasks' panels).
 
     With `labels` (run folder -> text, e.g. a sweep's grid point), runs of one task with
     different labels get a panel each. Writes `output` as PNG and SVG and returns the paths
@@ -149,8 +172,8 @@ def learning_curves(run_dirs: Sequence[Path], output: Path,
     labels = labels or {}
     panels: dict[tuple[str, str], list[RunCurves]] = defaultdict(list)
     for run_dir in run_dirs:
-        run = read_run(run_dir)
-        panels[run.task, labels.get(Path(run_dir), "")].append(run)
+        for run in read_runs(run_dir):
+            panels[run.task, labels.get(Path(run_dir), "")].append(run)
     columns = min(3, len(panels))
     rows = math.ceil(len(panels) / columns)
     figure = Figure(figsize=(5.5 * columns, 4 * rows), layout="constrained")

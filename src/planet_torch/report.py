@@ -1,6 +1,7 @@
 """`planet report`: runs summarised per task (and grid point) against the paper's Table 1.
 
-For each run folder (`summarise_run`), from its `metrics.jsonl`:
+For each run folder, and each of its tasks for a run of several (`summarise_tasks`), from
+its `metrics.jsonl`:
 
     final test return   the mean noise-free test return of its last test phase
     best test return    the highest of its test phases
@@ -33,7 +34,15 @@ import numpy as np
 from planet_torch import config as config_lib
 from planet_torch import sweep
 from planet_torch.plot import PAPER_SCORES
-from planet_torch.runs import CONFIG_NAME, METRICS_NAME, check_run_dir, load_config, read_metrics
+from planet_torch.runs import (
+    CONFIG_NAME,
+    METRICS_NAME,
+    check_run_dir,
+    load_config,
+    read_metrics,
+    seed_episodes_of_task,
+    task_metric,
+)
 
 REPORT_NAME = "report"
 """Stem of the files `planet report` writes: report.md, report.csv, report.json."""
@@ -60,17 +69,22 @@ class RunSummary:
     """A failed trial's one-line error."""
 
 
-def summarise_run(run_dir: Path, grid_keys: Sequence[str] = ()) -> RunSummary:
-    """The summary of a run folder; `grid_keys` are read from its config as its grid point."""
+def summarise_run(run_dir: Path, grid_keys: Sequence[str] = (),
+                  task: str | None = None) -> RunSummary:
+    """The summary of one task of a run folder (default: its first task); `grid_keys` are
+    read from its config as its grid point."""
     run_dir = check_run_dir(run_dir)
     cfg = load_config(run_dir)
+    tasks = config_lib.task_list(cfg.task)
+    task = task or tasks[0]
+    test_key = task_metric("test/return", task, tasks)
+    train_key = task_metric("train/return", task, tasks)
     records = read_metrics(run_dir) if (run_dir / METRICS_NAME).is_file() else []
-    tests = [(int(r["env_steps"]), float(r["test/return"])) for r in records
-             if "test/return" in r]
-    trains = [float(r["train/return"]) for r in records if "train/return" in r]
-    seeded = trains[:cfg.train.seed_episodes]
+    tests = [(int(r["env_steps"]), float(r[test_key])) for r in records if test_key in r]
+    trains = [float(r[train_key]) for r in records if train_key in r]
+    seeded = trains[:seed_episodes_of_task(cfg, task)]
     return RunSummary(
-        run_dir=str(run_dir), task=cfg.task, seed=cfg.seed,
+        run_dir=str(run_dir), task=task, seed=cfg.seed,
         point={key: config_lib.field_value(cfg, key) for key in grid_keys},
         episodes=int(max((r.get("train/episodes", 0) for r in records), default=0)),
         env_steps=int(max((r["env_steps"] for r in records), default=0)),
@@ -81,6 +95,12 @@ def summarise_run(run_dir: Path, grid_keys: Sequence[str] = ()) -> RunSummary:
         error=sweep.read_error(run_dir))
 
 
+def summarise_tasks(run_dir: Path, grid_keys: Sequence[str] = ()) -> list[RunSummary]:
+    """`summarise_run` of each task of a run folder: one for a run of one task."""
+    tasks = config_lib.task_list(load_config(check_run_dir(run_dir)).task)
+    return [summarise_run(run_dir, grid_keys, task) for task in tasks]
+
+
 def summarise_sweep(sweep_dir: Path) -> list[RunSummary]:
     """A summary of every trial of a sweep folder, started or not, failed or not."""
     spec = sweep.load_spec(sweep_dir)
@@ -88,7 +108,7 @@ def summarise_sweep(sweep_dir: Path) -> list[RunSummary]:
     for trial in spec.trials():
         run_dir = Path(sweep_dir) / trial.name
         if (run_dir / CONFIG_NAME).is_file():
-            summaries.append(summarise_run(run_dir, list(spec.grid)))
+            summaries.extend(summarise_tasks(run_dir, list(spec.grid)))
         else:  # failed before its run began, or not started yet
             summaries.append(RunSummary(str(run_dir), trial.task, trial.seed, dict(trial.point),
                                         error=sweep.read_error(run_dir)))
@@ -102,7 +122,7 @@ def summarise(paths: Sequence[Path]) -> list[RunSummary]:
         if sweep.is_sweep_dir(path):
             summaries.extend(summarise_sweep(path))
         else:
-            summaries.append(summarise_run(path))
+            summaries.extend(summarise_tasks(path))
     return summaries
 
 

@@ -62,8 +62,10 @@ def new_stamped_dir(logdir: Path, label: str) -> Path:
 
 
 def new_run_dir(logdir: Path, task: str, seed: int) -> Path:
-    """A fresh folder `<logdir>/<time>-<task>-s<seed>[-k]`, never an existing one."""
-    return new_stamped_dir(logdir, f"{task.replace(':', '_').replace('/', '_')}-s{seed}")
+    """A fresh folder `<logdir>/<time>-<task>-s<seed>[-k]`, never an existing one (several
+    tasks `a,b` as `a+b`)."""
+    label = task.replace(':', '_').replace('/', '_').replace(',', '+')
+    return new_stamped_dir(logdir, f"{label}-s{seed}")
 
 
 def check_run_dir(run_dir: Path, *also: str) -> Path:
@@ -119,6 +121,23 @@ def planning_seed_after_device_change(run_seed: int, updates: int) -> int:
     """Seed of the planning and noise generator when a checkpoint's generator state was
     written on another device type and cannot be restored: fixed by the run and its progress."""
     return run_seed * TEST_SEED_OFFSET + updates
+
+
+def task_metric(metric: str, task: str, tasks: tuple[str, ...]) -> str:
+    """The name under which a run of `tasks` logs `metric` (`train/return`, `test/return`)
+    of one of them: the name itself for a run of one task, `<section>/<task>/<rest>` (e.g.
+    `test/cheetah-run/return`) for a run of several."""
+    if len(tasks) == 1:
+        return metric
+    section, rest = metric.split("/", 1)
+    return f"{section}/{task}/{rest}"
+
+
+def seed_episodes_of_task(cfg: Config, task: str) -> int:
+    """How many of the run's seed episodes were played in `task`: episodes take turns
+    through the tasks, episode k in task k mod n."""
+    tasks = config_lib.task_list(cfg.task)
+    return len(range(tasks.index(task), cfg.train.seed_episodes, len(tasks)))
 
 
 def read_metrics(path: Path) -> list[dict[str, float]]:

@@ -29,7 +29,7 @@ class TestResult:
     __test__ = False  # not a pytest test class, despite the name
 
     task: str
-    """The run's task."""
+    """The task played (one of the run's tasks)."""
     checkpoint: str
     """Path of the checkpoint that acted."""
     counters: dict[str, int]
@@ -70,9 +70,10 @@ def default_seed(run: TrainedRun) -> int:
 
 
 def score(run: TrainedRun, episodes: int, seed: int | None = None,
-          on_step: StepHook | None = None, should_stop: Callable[[], bool] | None = None
-          ) -> tuple[TestResult, Playthrough]:
-    """Play `episodes` noise-free episodes from seeds seed, seed + 1, ...; returns both.
+          on_step: StepHook | None = None, should_stop: Callable[[], bool] | None = None,
+          task: str | None = None) -> tuple[TestResult, Playthrough]:
+    """Play `episodes` noise-free episodes of `task` (default: the run's first) from seeds
+    seed, seed + 1, ...; returns both.
 
     `on_step` and `should_stop` are passed to `trained.play` (the live viewer uses them).
     """
@@ -80,8 +81,10 @@ def score(run: TrainedRun, episodes: int, seed: int | None = None,
         raise ValueError(f"--episodes must be >= 1, got {episodes}")
     first = default_seed(run) if seed is None else seed
     seeds = list(range(first, first + episodes))
-    played = play(run, seeds, on_step, should_stop, desc="test")
-    result = TestResult(run.cfg.task, str(run.checkpoint), dict(run.counters), seeds,
+    task = task or run.tasks[0]
+    desc = "test" if len(run.tasks) == 1 else f"test {task}"
+    played = play(run, seeds, on_step, should_stop, desc=desc, task=task)
+    result = TestResult(task, str(run.checkpoint), dict(run.counters), seeds,
                         [episode_return(e) for e in played.episodes], run.cfg.precision)
     return result, played
 

@@ -6,6 +6,12 @@
         collect one episode with the planner plus Gaussian exploration noise
         every `test_every` episodes: noise-free test episodes, all environments together
 
+With several tasks (`--task a,b` or `--task paper`) one model and planner act in all of
+them: episode k is played in task k mod n (the seed episodes too), actions are padded to
+the largest action size of the tasks (`envs.PaddedActions`), and a test phase plays
+`test_episodes` of every task together, logged per task as `test/<task>/return`, their
+mean over tasks as `test/return`.
+
 The run folder's layout and the episode seeds are `runs`'s; the parts are built by
 `assembly`. Every finished episode is on disk the moment it ends. A checkpoint is written
 every `checkpoint_every` episodes and when the run is stopped (Ctrl-C, SIGTERM); `--resume`
@@ -44,8 +50,9 @@ from planet_torch import __version__, checkpoint, runs
 from planet_torch import config as config_lib
 from planet_torch.acceleration import configure_backends, resolve_device
 from planet_torch.agent import Planner
-from planet_torch.assembly import check_config, make_agent, make_envs, make_world_model
+from planet_torch.assembly import check_config, make_agent, make_task_envs, make_world_model
 from planet_torch.config import Config
+from planet_torch.envs import PixelEnv
 from planet_torch.evaluate import Interrupted, Policy, episode_return, random_policy, run_episodes
 from planet_torch.logger import Logger
 from planet_torch.predict import open_loop
@@ -197,10 +204,13 @@ class Trainer:
         configure_backends(self.device)
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
-        self.env = make_envs(cfg, 1, seed=cfg.seed)[0]
-        self.test_envs = make_envs(cfg, cfg.train.test_episodes if cfg.train.test_every else 0)
-        self.action_repeat = self.env.action_repeat
-        space = self.env.action_space
+        self.tasks = config_lib.task_list(cfg.task)
+        self.envs = {task: envs[0] for task, envs in make_task_envs(cfg, 1, cfg.seed).items()}
+        space = next(iter(self.envs.values())).action_space
+        tests = (make_task_envs(cfg, cfg.train.test_episodes, action_size=space.shape[0])
+                 if cfg.train.test_every else {})
+        self.test_envs = [env for envs in tests.values() for env in envs]
+        self.test_tasks = [task for task, envs in tests.items() for _ in envs]
         self.model = make_world_model(cfg, space.shape[0], self.device)
         self.optimizer = make_optimizer(self.model, cfg.optim)
         self.updater = Updater(self.model, self.optimizer, cfg.objective, cfg.optim.grad_clip,
@@ -295,20 +305,26 @@ class Trainer:
         """Count episodes finished after the checkpoint (or without one): they are on disk."""
         names = [parse_episode_name(p) for p in episode_files(self.run_dir / runs.EPISODES_DIR)]
         self.counters.episodes = max(self.counters.episodes, len(names))
-        self.counters.env_steps = max(self.counters.env_steps,
-                                      sum(n.steps for n in names) * self.action_repeat)
+        steps = sum(n.steps * self.envs[self.task_of_episode(n.index)].action_repeat
+                    for n in names)
+        self.counters.env_steps = max(self.counters.env_steps, steps)
 
     # ----------------------------------------------------------------- loop
     def _budget_left(self) -> bool:
         return budget_left(self.cfg.train, self.counters)
 
-    def _collect(self, episode: Episode, started: float) -> float:
+    def task_of_episode(self, index: int) -> str:
+        """The task training episode `index` (from 0) is played in: they take turns."""
+        return self.tasks[index % len(self.tasks)]
+
+    def _collect(self, episode: Episode, started: float, task: str) -> float:
         self.replay.add(episode)
         self.counters.episodes += 1
-        self.counters.env_steps += (episode.length - 1) * self.action_repeat
+        self.counters.env_steps += (episode.length - 1) * self.envs[task].action_repeat
         ret = episode_return(episode)
+        per_task = {f"train/{task}/return": ret} if len(self.tasks) > 1 else {}
         self.logger.scalars(self.counters.env_steps, {
-            "train/return": ret, "train/episodes": self.counters.episodes,
+            "train/return": ret, **per_task, "train/episodes": self.counters.episodes,
             "time/episode_seconds": time.time() - started})
         return ret
 
@@ -344,11 +360,17 @@ class Trainer:
                  for i in range(len(self.test_envs))]
         self.agent.reset(len(self.test_envs))
         episodes = run_episodes(self.test_envs, self.agent.act, seeds)
-        returns = [episode_return(e) for e in episodes]
-        mean = float(np.mean(returns))
+        returns = np.asarray([episode_return(e) for e in episodes])
+        tasks = np.asarray(self.test_tasks)
+        per_task = {task: returns[tasks == task] for task in self.tasks}
+        mean = float(np.mean([r.mean() for r in per_task.values()]))
         self.counters.test_phases += 1
-        self.logger.scalars(self.counters.env_steps, {
-            "test/return": mean, "test/return_std": float(np.std(returns))})
+        scalars = {"test/return": mean, "test/return_std": float(np.std(returns))}
+        if len(self.tasks) > 1:
+            for task, values in per_task.items():
+                scalars |= {f"test/{task}/return": float(values.mean()),
+                            f"test/{task}/return_std": float(values.std())}
+        self.logger.scalars(self.counters.env_steps, scalars)
         if cfg.train.video_every and self.counters.test_phases % cfg.train.video_every == 0:
             self._log_prediction_video(episodes[0])
         return mean
@@ -362,12 +384,16 @@ class Trainer:
         self.logger.video(self.counters.env_steps, "test/open_loop_prediction",
                           prediction.grid())
 
-    def _play(self, policy: Policy, should_stop: Callable[[], bool]) -> float:
-        """One training episode from the run's next episode seed, stored; returns its return."""
+    def _play(self, policy: Callable[[PixelEnv], Policy], should_stop: Callable[[], bool]
+              ) -> float:
+        """One training episode from the run's next episode seed, in the next task's turn,
+        with `policy(env)`'s actions, stored; returns its return."""
         started = time.time()
         seed = runs.seed_of_training_episode(self.cfg.seed, self.counters.episodes)
-        episode = run_episodes([self.env], policy, [seed], should_stop)[0]
-        return self._collect(episode, started)
+        task = self.task_of_episode(self.counters.episodes)
+        env = self.envs[task]
+        episode = run_episodes([env], policy(env), [seed], should_stop)[0]
+        return self._collect(episode, started, task)
 
     def run(self, progress: bool = True) -> Counters:
         """Train until the budget is spent or a stop is requested; returns the counters.
@@ -381,15 +407,19 @@ class Trainer:
                 def stopping() -> bool:
                     return stop[0]
                 seeded = False
+                def uniform(env: PixelEnv) -> Policy:
+                    return random_policy([env])
                 while self.counters.episodes < t.seed_episodes and self._budget_left():
-                    ret = self._play(random_policy([self.env]), stopping)
+                    ret = self._play(uniform, stopping)
                     bar.set_postfix(train_return=f"{ret:.1f}")
                     bar.update()
                     seeded = True
                 if seeded:  # the first checkpoint: the seed episodes are never redone
                     self.save_checkpoint()
-                explore = (random_policy([self.env]) if t.collection == "random" else
-                           partial(self.agent.act, exploration_noise=t.exploration_noise))
+                planned = partial(self.agent.act, exploration_noise=t.exploration_noise)
+
+                def explore(env: PixelEnv) -> Policy:
+                    return uniform(env) if t.collection == "random" else planned
                 while self._budget_left():
                     self._train_interval(stop)
                     self.agent.reset(1)

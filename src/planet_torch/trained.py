@@ -5,7 +5,9 @@
 or any file given), rebuilds the world model from the checkpoint's own config on the CPU
 and moves it to the chosen device, so a run trained on a GPU plays on a CPU and back.
 `play` then runs N episodes at once: the N environments are stepped together and all N
-agents are planned for in one batched CEM call per step, with no exploration noise.
+agents are planned for in one batched CEM call per step, with no exploration noise. A run
+of several tasks plays one of them at a time (`tasks`, `play(..., task=)`), its actions
+padded to the model's action size as in training.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 from planet_torch import checkpoint, runs
+from planet_torch import config as config_lib
 from planet_torch.acceleration import resolve_device
 from planet_torch.agent import Agent
 from planet_torch.assembly import agent_steps_per_episode, make_agent, make_envs
@@ -48,6 +51,18 @@ class TrainedRun:
     """The checkpoint file the model was read from."""
     counters: dict[str, int]
     """The checkpoint's progress: episodes, env_steps, updates, test_phases."""
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """The tasks the run trained on (`config.task_list`): one, or several."""
+        return config_lib.task_list(self.cfg.task)
+
+    def check_task(self, task: str) -> str:
+        """task if the run trained on it; ValueError naming the run's tasks otherwise."""
+        if task not in self.tasks:
+            raise ValueError(f"{self.run_dir} was trained on {', '.join(self.tasks)}, not "
+                             f"{task}; choose --task among those")
+        return task
 
     @property
     def tag(self) -> str:
@@ -81,12 +96,13 @@ def load_run(run_dir: Path, checkpoint_path: Path | None = None,
     return TrainedRun(run_dir, cfg, model.eval(), path, {k: int(v) for k, v in counters.items()})
 
 
-def episode_rows(cfg: Config) -> int:
-    """Frames of a full episode of the run's task: agent steps plus the reset frame.
+def episode_rows(cfg: Config, task: str | None = None) -> int:
+    """Frames of a full episode of `task` (default: the run's first): agent steps plus the
+    reset frame.
 
     An episode that terminates early (some Gymnasium tasks) has fewer.
     """
-    return agent_steps_per_episode(cfg) + 1
+    return agent_steps_per_episode(cfg, task) + 1
 
 
 class Playthrough(NamedTuple):
@@ -99,8 +115,10 @@ class Playthrough(NamedTuple):
 
 
 def play(run: TrainedRun, seeds: Sequence[int], on_step: StepHook | None = None,
-         should_stop: Callable[[], bool] | None = None, desc: str = "episodes") -> Playthrough:
-    """One noise-free episode per seed, all environments stepped and planned together.
+         should_stop: Callable[[], bool] | None = None, desc: str = "episodes",
+         task: str | None = None) -> Playthrough:
+    """One noise-free episode per seed of `task` (default: the run's first), all
+    environments stepped and planned together.
 
     Planning randomness comes from a generator seeded with seeds[0], so a call repeats
     exactly. A progress bar counts agent steps; `should_stop()` turning true raises
@@ -109,15 +127,16 @@ def play(run: TrainedRun, seeds: Sequence[int], on_step: StepHook | None = None,
     if not seeds:
         raise ValueError("need at least one seed (one episode)")
     cfg = run.cfg
-    envs = make_envs(cfg, len(seeds))
+    task = run.check_task(task or run.tasks[0])
+    envs = make_envs(cfg, len(seeds), task=task, action_size=run.model.action_size)
     space = envs[0].action_space
     generator = torch.Generator(run.model.device).manual_seed(int(seeds[0]))
     agent = make_agent(cfg, run.model, torch.as_tensor(space.low), torch.as_tensor(space.high),
                        generator)
     agent.reset(len(envs))
     fps = envs[0].metadata.get("render_fps") or DEFAULT_FPS
-    bar = tqdm(total=episode_rows(cfg) - 1, unit="step", desc=f"{desc} ({len(envs)} together)",
-               dynamic_ncols=True)
+    bar = tqdm(total=episode_rows(cfg, task) - 1, unit="step",
+               desc=f"{desc} ({len(envs)} together)", dynamic_ncols=True)
 
     def policy(obs: np.ndarray) -> np.ndarray:
         action = agent.act(obs)

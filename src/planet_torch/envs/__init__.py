@@ -27,7 +27,7 @@ Rendering is headless: unless `MUJOCO_GL` is already set, importing `planet_torc
 to `egl`, before dm_control is (lazily) imported (`planet_torch.gl`).
 """
 
-from planet_torch.envs.base import IMAGE_SIZE, PixelEnv
+from planet_torch.envs.base import IMAGE_SIZE, PaddedActions, PixelEnv
 from planet_torch.envs.dm_control import (
     DM_CONTROL_ACTION_REPEAT,
     DM_CONTROL_EPISODE_STEPS,
@@ -59,6 +59,7 @@ __all__ = [
     "DMControlEnv",
     "Family",
     "GymPixelEnv",
+    "PaddedActions",
     "PixelEnv",
     "ToyReachEnv",
     "default_action_repeat",

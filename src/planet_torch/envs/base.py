@@ -2,7 +2,8 @@
 
 `PixelEnv` is the base of each family's environment; a family supplies one environment
 step, a reset and the current frame. `unknown_task` is the one error for a task name that
-no family takes.
+no family takes. `PaddedActions` gives a task a longer action vector, for one agent that
+acts in several tasks.
 """
 
 from __future__ import annotations
@@ -104,3 +105,36 @@ class PixelEnv(gymnasium.Env[np.ndarray, np.ndarray]):
     def _render_frame(self) -> np.ndarray:
         """The current frame, uint8 (64, 64, 3)."""
         raise NotImplementedError
+
+
+class PaddedActions(gymnasium.Wrapper[np.ndarray, np.ndarray, np.ndarray, np.ndarray]):
+    """A task whose action vector is padded to `size` dimensions, as the official code does
+    to train one agent on tasks of different action sizes: the task sees the first
+    dimensions of each action and ignores the rest. The padding's bounds are [-1, 1]."""
+
+    def __init__(self, env: PixelEnv, size: int) -> None:
+        super().__init__(env)
+        own = env.action_space
+        self.own_size = own.shape[0]
+        if size < self.own_size:
+            raise ValueError(f"cannot pad {self.own_size} action dimensions to {size}")
+        pad = np.ones(size - self.own_size, np.float32)
+        self.action_space = spaces.Box(np.concatenate([own.low, -pad]),
+                                       np.concatenate([own.high, pad]), dtype=np.float32)
+        self.action_repeat = env.action_repeat
+        self.episode_steps = env.episode_steps
+
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """The task's reset; `seed` also reseeds the padded action space."""
+        if seed is not None:
+            self.action_space.seed(seed)
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """The task's step on the first `own_size` dimensions of the action."""
+        action = np.asarray(action, dtype=np.float32)
+        if action.shape != self.action_space.shape:
+            raise ValueError(f"action must have shape {self.action_space.shape}, "
+                             f"got {action.shape}")
+        return self.env.step(action[:self.own_size])
