@@ -202,3 +202,12 @@ def test_a_debug_run_trains_tests_and_predicts_with_each_kind(kind: str, tmp_pat
     assert main(["predict", str(run), "--sequences", "1", "--context", "3", "--horizon", "6",
                  "--output", str(tmp_path / "p")]) == 0
     assert list((tmp_path / "p" / "videos").glob("open_loop-*.gif"))
+
+
+def test_the_help_names_every_kind(capsys: pytest.CaptureFixture[str]) -> None:
+    """`planet train --help` shows a field's whole first paragraph, here all three kinds."""
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    kind = text[text.index("--model.kind STR"):text.index("--model.belief_size INT")]
+    assert all(f"`{k}`" in kind for k in KINDS) and "(default: rssm)" in kind

@@ -53,13 +53,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _field_doc(cls: type, name: str) -> str:
-    """The docstring written under a dataclass field, read from the class source."""
+    """The first paragraph of the docstring written under a dataclass field, on one line,
+    read from the class source."""
     tree = ast.parse(inspect.getsource(cls))
     body = tree.body[0].body  # type: ignore[attr-defined]
     for node, after in itertools.pairwise(body):
         target = getattr(node, "target", None)
         if isinstance(target, ast.Name) and target.id == name and isinstance(after, ast.Expr):
-            return str(after.value.value).split("\n")[0]  # type: ignore[attr-defined]
+            doc = str(after.value.value)  # type: ignore[attr-defined]
+            return " ".join(doc.split("\n\n")[0].split())
     return ""
 
 
