@@ -209,5 +209,5 @@ def test_the_help_names_every_kind(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    kind = text[text.index("--model.kind STR"):text.index("--model.belief_size INT")]
+    kind = text[text.index("--model.kind STR Latent"):text.rindex("--model.belief_size INT")]
     assert all(f"`{k}`" in kind for k in KINDS) and "(default: rssm)" in kind
