@@ -211,3 +211,14 @@ def test_the_help_names_every_kind(capsys: pytest.CaptureFixture[str]) -> None:
     text = " ".join(capsys.readouterr().out.split())
     kind = text[text.index("--model.kind STR Latent"):text.rindex("--model.belief_size INT")]
     assert all(f"`{k}`" in kind for k in KINDS) and "(default: rssm)" in kind
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_bench_planning_states_fit_each_kind(kind: str) -> None:
+    """`planet bench`'s planning start states draw noise of the model's own state size."""
+    from planet_torch import bench
+
+    state = bench.planning_states(_model(kind), 3, torch.Generator().manual_seed(0))
+    dynamics = _model(kind).dynamics
+    assert state.belief.shape == (3, dynamics.belief_size)
+    assert state.state.shape == (3, dynamics.state_size)

@@ -35,7 +35,7 @@ from planet_torch.envs import (
     make_env,
 )
 from planet_torch.planner import CEMPlanner, RandomShootingPlanner
-from planet_torch.world_model import DYNAMICS, WorldModel
+from planet_torch.world_model import WorldModel, check_model_kind
 
 PlannerFactory = Callable[[PlannerConfig, torch.Tensor, torch.Tensor, str, bool], Planner]
 """(planner config, action low, action high, precision, compile) -> a planner."""
@@ -66,9 +66,7 @@ def check_config(cfg: Config) -> None:
     """Raise ValueError for a config that cannot be built or cannot train on its task (an
     unknown model kind, planner kind or task, a chunk longer than an episode:
     `config.check_episode_fit`), before any folder or environment is made."""
-    if cfg.model.kind not in DYNAMICS:
-        raise ValueError(f"unknown model.kind {cfg.model.kind!r}; choose one of "
-                         f"{', '.join(sorted(DYNAMICS))}")
+    check_model_kind(cfg.model.kind)
     _check_planner_kind(cfg)
     for task in config_lib.task_list(cfg.task):
         config_lib.check_episode_fit(cfg, agent_steps_per_episode(cfg, task), task)

@@ -257,7 +257,7 @@ def planning_states(model: WorldModel, num_agents: int, generator: torch.Generat
     with torch.inference_mode():
         for _ in range(3):
             action = torch.rand(num_agents, model.action_size, generator=generator) * 2 - 1
-            noise = torch.randn(num_agents, model.cfg.state_size, generator=generator)
+            noise = torch.randn(num_agents, model.dynamics.state_size, generator=generator)
             state = model.dynamics.img_step(state, action.to(device), noise.to(device))
     return state
 

@@ -28,8 +28,6 @@ from planet_torch.latent import LatentDynamics, LatentState, standard_normal
 class DRNN(LatentDynamics):
     """GRU transition h_t = f(h_{t-1}, a_t, e_t), with e_t = 0 when imagining; no state s_t."""
 
-    stochastic = False
-
     def __init__(self, cfg: ModelConfig, action_size: int, embed_size: int | None = None) -> None:
         super().__init__(cfg, action_size, cfg.belief_size, 0)
         self.embed_size = cfg.embed_size if embed_size is None else embed_size

@@ -98,9 +98,6 @@ class LatentDynamics(nn.Module):
     `observe` and `imagine`, are shared.
     """
 
-    stochastic: bool = True
-    """Whether the model has a stochastic state, and so a KL term in the bound."""
-
     def __init__(self, cfg: ModelConfig, action_size: int, belief_size: int,
                  state_size: int) -> None:
         super().__init__()
@@ -108,6 +105,12 @@ class LatentDynamics(nn.Module):
         self.state_size = state_size
         self.action_size = action_size
         self.min_std = cfg.min_std
+
+    @property
+    def stochastic(self) -> bool:
+        """Whether the model has a stochastic state (state_size > 0), and so a KL term in
+        the bound."""
+        return self.state_size > 0
 
     @property
     def feature_size(self) -> int:

@@ -133,11 +133,16 @@ def task_metric(metric: str, task: str, tasks: tuple[str, ...]) -> str:
     return f"{section}/{task}/{rest}"
 
 
+def task_of_episode(tasks: tuple[str, ...], index: int) -> str:
+    """The task training episode `index` (from 0) of a run of `tasks` is played in: they
+    take turns, episode k in task k mod n (the seed episodes too)."""
+    return tasks[index % len(tasks)]
+
+
 def seed_episodes_of_task(cfg: Config, task: str) -> int:
-    """How many of the run's seed episodes were played in `task`: episodes take turns
-    through the tasks, episode k in task k mod n."""
+    """How many of the run's seed episodes were played in `task` (`task_of_episode`)."""
     tasks = config_lib.task_list(cfg.task)
-    return len(range(tasks.index(task), cfg.train.seed_episodes, len(tasks)))
+    return sum(task_of_episode(tasks, k) == task for k in range(cfg.train.seed_episodes))
 
 
 def read_metrics(path: Path) -> list[dict[str, float]]:

@@ -305,17 +305,13 @@ class Trainer:
         """Count episodes finished after the checkpoint (or without one): they are on disk."""
         names = [parse_episode_name(p) for p in episode_files(self.run_dir / runs.EPISODES_DIR)]
         self.counters.episodes = max(self.counters.episodes, len(names))
-        steps = sum(n.steps * self.envs[self.task_of_episode(n.index)].action_repeat
+        steps = sum(n.steps * self.envs[runs.task_of_episode(self.tasks, n.index)].action_repeat
                     for n in names)
         self.counters.env_steps = max(self.counters.env_steps, steps)
 
     # ----------------------------------------------------------------- loop
     def _budget_left(self) -> bool:
         return budget_left(self.cfg.train, self.counters)
-
-    def task_of_episode(self, index: int) -> str:
-        """The task training episode `index` (from 0) is played in: they take turns."""
-        return self.tasks[index % len(self.tasks)]
 
     def _collect(self, episode: Episode, started: float, task: str) -> float:
         self.replay.add(episode)
@@ -390,7 +386,7 @@ class Trainer:
         with `policy(env)`'s actions, stored; returns its return."""
         started = time.time()
         seed = runs.seed_of_training_episode(self.cfg.seed, self.counters.episodes)
-        task = self.task_of_episode(self.counters.episodes)
+        task = runs.task_of_episode(self.tasks, self.counters.episodes)
         env = self.envs[task]
         episode = run_episodes([env], policy(env), [seed], should_stop)[0]
         return self._collect(episode, started, task)

@@ -35,12 +35,20 @@ from planet_torch.preprocess import postprocess, preprocess
 from planet_torch.rssm import RSSM
 from planet_torch.ssm import SSM
 
-__all__ = ["DYNAMICS", "ModelInputs", "TorchBatch", "Updater", "WorldModel", "make_optimizer"]
+__all__ = ["DYNAMICS", "ModelInputs", "TorchBatch", "Updater", "WorldModel", "check_model_kind",
+           "make_optimizer"]
 
 DYNAMICS: dict[str, type[LatentDynamics]] = {"rssm": RSSM, "ssm": SSM, "drnn": DRNN}
 """`model.kind` -> the latent dynamics model: the paper's RSSM (the default), its purely
 stochastic SSM or its purely deterministic recurrent model (the model designs of paper
 figure 2). Each is built as `(ModelConfig, action_size, embed_size)`."""
+
+
+def check_model_kind(kind: str) -> None:
+    """Raise ValueError unless `kind` names a model of `DYNAMICS`."""
+    if kind not in DYNAMICS:
+        raise ValueError(f"unknown model.kind {kind!r}; choose one of "
+                         f"{', '.join(sorted(DYNAMICS))}")
 
 
 class TorchBatch(NamedTuple):
@@ -75,9 +83,7 @@ class WorldModel(nn.Module):
 
     def __init__(self, cfg: ModelConfig, action_size: int) -> None:
         super().__init__()
-        if cfg.kind not in DYNAMICS:
-            raise ValueError(f"unknown model.kind {cfg.kind!r}; choose one of "
-                             f"{', '.join(sorted(DYNAMICS))}")
+        check_model_kind(cfg.kind)
         self.cfg = cfg
         self.action_size = action_size
         self.encoder = Encoder(cfg.depth)
