@@ -29,6 +29,9 @@ PRECISIONS = ("fp32", "bf16")
 OVERSHOOTING_WEIGHTINGS = ("paper", "reference")
 """Values of `ObjectiveConfig.overshooting_weighting` (see `objective.negative_elbo`)."""
 
+INITS = ("torch", "glorot")
+"""Values of `ModelConfig.init` (see `initialisation`)."""
+
 COLLECTIONS = ("planner", "random")
 """Values of `TrainConfig.collection`: how training episodes after the seed episodes act."""
 
@@ -97,6 +100,9 @@ class ModelConfig:
     """Floor added to softplus for the state standard deviation."""
     bit_depth: int = 5
     """Bits per colour channel of the images the model sees and draws (1 to 8)."""
+    init: str = "torch"
+    """Initial weights: `torch` PyTorch's layer defaults, `glorot` the official code's
+    (Glorot uniform kernels, zero biases, GRU gate biases 1; see `initialisation`)."""
 
     @property
     def embed_size(self) -> int:
@@ -108,6 +114,7 @@ class ModelConfig:
                  hidden_size=POSITIVE, depth=POSITIVE, reward_layers=POSITIVE,
                  reward_units=POSITIVE, min_std=POSITIVE_REAL,
                  bit_depth=(lambda v: 1 <= v <= 8, "an integer in 1..8"))
+        _require_choice("model", self, "init", INITS)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from torch import nn
 from planet_torch.acceleration import Fallback, autocast, check_precision, compile_or_none
 from planet_torch.config import ModelConfig, ObjectiveConfig, OptimConfig
 from planet_torch.drnn import DRNN
+from planet_torch.initialisation import initialise
 from planet_torch.latent import LatentDynamics, LatentState
 from planet_torch.networks import Encoder, ObservationDecoder, RewardModel
 from planet_torch.objective import Loss, negative_elbo
@@ -91,6 +92,7 @@ class WorldModel(nn.Module):
         features = self.dynamics.feature_size
         self.decoder = ObservationDecoder(features, cfg.depth)
         self.reward_model = RewardModel(features, cfg.reward_layers, cfg.reward_units)
+        initialise(self, cfg.init)
         self.register_load_state_dict_pre_hook(_rssm_to_dynamics)
 
     @property
