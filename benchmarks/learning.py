@@ -43,7 +43,7 @@ import numpy as np
 from planet_torch import checkpoint, plot
 from planet_torch import config as config_lib
 from planet_torch.bench import load_average, source_commit
-from planet_torch.runs import CHECKPOINT_NAME, CONFIG_NAME, load_config, read_metrics
+from planet_torch.runs import CHECKPOINT_NAME, CONFIG_NAME, load_config, read_metrics, task_metric
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,26 +79,39 @@ def progress(run: Path) -> tuple[int, int]:
     return int(checkpoint.load(run)["counters"]["episodes"]), budget
 
 
-def summarise(run: Path, task: str, seed: int, sessions: list[dict[str, Any]]) -> dict:
-    """One results entry of a run folder."""
-    records = read_metrics(run)
-    tests = [(int(r["env_steps"]), float(r["test/return"])) for r in records
-             if "test/return" in r]
-    seed_episodes = load_config(run).train.seed_episodes
-    random_returns = [float(r["train/return"]) for r in records if "train/return" in r]
-    episodes, budget = progress(run)
+def phase_results(records: list[dict[str, float]], metric: str) -> dict[str, Any]:
+    """The test curve (environment steps and mean return of each test phase) of `metric`,
+    and its final and best value."""
+    tests = [(int(r["env_steps"]), float(r[metric])) for r in records if metric in r]
     return {
-        "task": task, "seed": seed, "run_dir": shown(run),
-        "episodes": episodes, "episode_budget": budget, "finished": episodes >= budget,
-        "env_steps": max((int(r["env_steps"]) for r in records), default=0),
         "test_curve": [{"env_steps": s, "return": round(v, 2)} for s, v in tests],
         "final_test_return": round(tests[-1][1], 2) if tests else None,
         "best_test_return": round(max(v for _, v in tests), 2) if tests else None,
-        "random_return": round(float(np.mean(random_returns[:seed_episodes])), 2)
+    }
+
+
+def summarise(run: Path, task: str, seed: int, sessions: list[dict[str, Any]]) -> dict:
+    """One results entry of a run folder; a run of several tasks also gets `tasks`, the test
+    results of each (its `test_curve` is their mean)."""
+    records = read_metrics(run)
+    cfg = load_config(run)
+    random_returns = [float(r["train/return"]) for r in records if "train/return" in r]
+    episodes, budget = progress(run)
+    entry = {
+        "task": task, "seed": seed, "run_dir": shown(run),
+        "episodes": episodes, "episode_budget": budget, "finished": episodes >= budget,
+        "env_steps": max((int(r["env_steps"]) for r in records), default=0),
+        **phase_results(records, "test/return"),
+        "random_return": round(float(np.mean(random_returns[:cfg.train.seed_episodes])), 2)
         if random_returns else None,
         "wall_s": round(sum(s["wall_s"] for s in sessions), 1),
         "sessions": sessions,
     }
+    tasks = config_lib.task_list(cfg.task)
+    if len(tasks) > 1:
+        entry["tasks"] = {name: phase_results(records, task_metric("test/return", name, tasks))
+                          for name in tasks}
+    return entry
 
 
 def _load() -> float | None:

@@ -74,3 +74,24 @@ def test_finished_entry_without_its_run_folder_is_kept(tmp_path: Path, capsys) -
     assert figure.stat().st_mtime_ns == drawn
     assert not (tmp_path / "runs" / "debug" / "toy-reach-s0").exists() or not any(
         (tmp_path / "runs" / "debug" / "toy-reach-s0").iterdir())
+
+
+def test_a_run_of_two_tasks_gets_each_tasks_test_results(tmp_path: Path) -> None:
+    """One agent for two tasks is one entry whose `tasks` holds each task's curve; the
+    entry's own curve is their mean, as `test/return` is."""
+    learning = load_benchmark()
+    output = tmp_path / "learning-debug.json"
+    assert learning.main(["--preset", "debug", "--tasks", "toy-reach,cartpole-swingup",
+                          "--seeds", "0", "--runs", str(tmp_path / "runs"), "--output",
+                          str(output), "--", "--train.episodes", "4"]) == 0
+    (entry,) = json.loads(output.read_text())["runs"]
+    assert entry["task"] == "toy-reach,cartpole-swingup" and entry["finished"]
+    tasks = entry["tasks"]
+    assert list(tasks) == ["toy-reach", "cartpole-swingup"]
+    for phase, mean in enumerate(entry["test_curve"]):
+        points = [tasks[name]["test_curve"][phase] for name in tasks]
+        assert all(p["env_steps"] == mean["env_steps"] for p in points)
+        assert abs(sum(p["return"] for p in points) / 2 - mean["return"]) <= 0.01
+    for found in tasks.values():
+        assert found["final_test_return"] == found["test_curve"][-1]["return"]
+        assert found["best_test_return"] >= found["final_test_return"]

@@ -243,6 +243,8 @@ def test_seeds_tasks_and_grid_parse() -> None:
         with pytest.raises(ValueError):
             parse_seeds(bad)
     assert parse_tasks("a-b, c-d") == ("a-b", "c-d")
+    assert parse_tasks("a-b+c-d,e") == ("a-b,c-d", "e")  # one agent for a-b and c-d
+    assert Trial("a-b,c-d", 0, ()).name == "a-b+c-d-s0"
     with pytest.raises(ValueError, match="empty"):
         parse_tasks(" , ")
     grid = parse_grid(["planner.horizon=8,12", "train.batch_size=16"], cli._field_value)

@@ -616,7 +616,8 @@ def build_parser() -> argparse.ArgumentParser:
         "folder; a stopped sweep continues with --resume. Any planet train flag applies to "
         "every run. Needs the sweep extra: pip install 'planet-torch[sweep]'.")
     sweep.add_argument("--tasks", default=None,
-                       help="comma-separated tasks, e.g. cartpole-swingup,cheetah-run")
+                       help="comma-separated tasks, one trial each, e.g. "
+                            "cartpole-swingup,cheetah-run; a+b is one agent for tasks a and b")
     sweep.add_argument("--seeds", default="0-4",
                        help="seeds as a range or list: 0-4, 0,2,5 (default: 0-4)")
     sweep.add_argument("--preset", choices=sorted(config_lib.PRESETS), default=None,

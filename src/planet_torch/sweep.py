@@ -60,8 +60,11 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 
 
 def parse_tasks(text: str) -> tuple[str, ...]:
-    """Tasks from `cartpole-swingup,cheetah-run`; ValueError for an empty or repeated list."""
-    tasks = tuple(t.strip() for t in text.split(",") if t.strip())
+    """Tasks from `cartpole-swingup,cheetah-run`, each a trial of its own; `a+b` is one trial
+    of one agent for tasks a and b (`planet train --task a,b`). ValueError for an empty or
+    repeated list."""
+    tasks = tuple(",".join(part.strip() for part in t.split("+")) for t in text.split(",")
+                  if t.strip())
     if not tasks:
         raise ValueError("--tasks is empty; name at least one task (see planet tasks)")
     if len(set(tasks)) != len(tasks):
@@ -102,9 +105,10 @@ class Trial:
 
     @property
     def name(self) -> str:
-        """The run folder's name: `<task>-s<seed>` plus `-<key>=<value>` per grid field."""
+        """The run folder's name: `<task>-s<seed>` plus `-<key>=<value>` per grid field
+        (tasks `a,b` of one agent as `a+b`)."""
         parts = [f"{self.task}-s{self.seed}", *(f"{k}={v}" for k, v in self.point)]
-        return "-".join(parts).replace("/", "_").replace(":", "_")
+        return "-".join(parts).replace("/", "_").replace(":", "_").replace(",", "+")
 
 
 @dataclass(frozen=True)
