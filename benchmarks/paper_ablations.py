@@ -157,10 +157,6 @@ def row(variant: Variant, entries: list[dict[str, Any]], task: str, seeds: int,
     return "| " + " | ".join(cells) + " |"
 
 
-def machines(entries: list[dict[str, Any]]) -> set[str]:
-    return {session.get("machine", "") for e in entries for session in e.get("sessions", [])}
-
-
 def table(results: Path, seeds: int = len(SEEDS)) -> str:
     """benchmarks/paper_ablations.md from the results files."""
     entries = {v.name: read_results(v, results) for v in VARIANTS}

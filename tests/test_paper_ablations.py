@@ -83,8 +83,7 @@ def test_run_variant_hands_its_flags_and_folders_to_learning(tmp_path: Path,
 
 def entry(task: str, seed: int, final: float | None, finished: bool = True,
           tasks: dict[str, float] | None = None) -> dict[str, Any]:
-    found = {"task": task, "seed": seed, "finished": finished, "final_test_return": final,
-             "sessions": [{"machine": "here"}]}
+    found = {"task": task, "seed": seed, "finished": finished, "final_test_return": final}
     if tasks:
         found["tasks"] = {name: {"final_test_return": value} for name, value in tasks.items()}
     return found
