@@ -8,6 +8,7 @@ toy-reach. Every command runs in-process through `cli.main`.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -25,6 +26,7 @@ from planet_torch.agent import Agent
 from planet_torch.cli import main
 from planet_torch.envs import ToyReachEnv
 from planet_torch.planner import CEMPlanner
+from planet_torch.runs import load_config
 from planet_torch.trained import load_run
 from planet_torch.viewer import Viewer
 
@@ -129,6 +131,34 @@ def test_test_plans_in_the_precision_asked_for(debug_run: Path, tmp_path: Path,
         assert json.loads((output / "test-ep000004.json").read_text())["precision"] == \
             (flag[-1] if flag else "fp32")
     assert precisions == ["fp32", "bf16"]
+
+
+def test_test_plans_with_the_planner_settings_asked_for(debug_run: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """--planner.* replace the run's planner settings, and the result records them."""
+    built = []
+
+    def recording_planner(*args, **kwargs) -> CEMPlanner:
+        planner = CEMPlanner(*args, **kwargs)
+        built.append((planner.cfg.candidates, planner.iterations, planner.cfg.horizon))
+        return planner
+
+    monkeypatch.setitem(assembly.PLANNERS, "cem", recording_planner)
+    run_planner = load_config(debug_run).planner
+    flags = ["--planner.candidates", str(run_planner.candidates + 5),
+             "--planner.iterations", str(run_planner.iterations + 1)]
+    for name, extra in (("default", []), ("changed", flags)):
+        assert main(["test", str(debug_run), "--episodes", "1", "--output",
+                     str(tmp_path / name), *extra]) == 0
+    recorded = [json.loads((tmp_path / name / "test-ep000004.json").read_text())["planner"]
+                for name in ("default", "changed")]
+    assert recorded[0] == dataclasses.asdict(run_planner)
+    assert recorded[1] == {**recorded[0], "candidates": run_planner.candidates + 5,
+                           "iterations": run_planner.iterations + 1}
+    assert built == [(run_planner.candidates, run_planner.iterations, run_planner.horizon),
+                     (run_planner.candidates + 5, run_planner.iterations + 1,
+                      run_planner.horizon)]
+    assert load_config(debug_run).planner == run_planner  # the run folder is unchanged
 
 
 def test_predict_writes_video_error_csv_and_plot(debug_run: Path, tmp_path: Path) -> None:
@@ -269,6 +299,7 @@ def without_checkpoint(run_dir: Path, tmp_path: Path) -> Path:
     ("unwritable output", "cannot write to"),
     ("no cuda", "CUDA is not available"),
     ("render without display", "xvfb-run planet test"),
+    ("test: more elites than candidates", "planner.elites must be in 1..planner.candidates"),
     ("predict: context too long", "lower --context"),
     ("plot: missing run", "is not a run folder (no config.yaml)"),
     ("plot: wrong suffix", "--output must end in .png or .svg"),
@@ -295,6 +326,8 @@ def test_bad_input_ends_with_one_line_and_nonzero_exit(
         "unwritable output": ["test", run, "--output", str(blocker / "results")],
         "no cuda": ["test", run, "--device", "cuda"],
         "render without display": ["test", run, "--render"],
+        "test: more elites than candidates": ["test", run, "--planner.candidates", "2",
+                                              "--planner.elites", "3"],
         "predict: context too long": ["predict", run, "--context", str(DEBUG_ROWS),
                                       "--output", str(tmp_path)],
         "plot: missing run": ["plot", str(tmp_path), "--output", str(tmp_path / "p.png")],

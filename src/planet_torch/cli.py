@@ -100,13 +100,22 @@ def _add_config_flags(parser: argparse.ArgumentParser, skip: Sequence[str] = ())
                          default=argparse.SUPPRESS, metavar=str(f.type).upper(),
                          help=f"{_field_doc(config_lib.Config, f.name)} "
                               f"(default: {f.default})")
-    for section, cls in config_lib.SECTIONS.items():
-        group = parser.add_argument_group(section)
-        for f in dataclasses.fields(cls):
-            group.add_argument(f"--{section}.{f.name}", dest=f"{section}.{f.name}",
-                               type=_PARSERS[str(f.type)], default=argparse.SUPPRESS,
-                               metavar=str(f.type).split(" ")[0].upper(),
-                               help=f"{_field_doc(cls, f.name)} (default: {f.default})")
+    for section in config_lib.SECTIONS:
+        _add_section_flags(parser, section)
+
+
+def _add_section_flags(parser: argparse.ArgumentParser, section: str,
+                       default_text: str | None = None) -> None:
+    """One flag per field of a config section, `--planner.candidates`; unset ones are left
+    out of the namespace. `default_text` replaces "(default: VALUE)" in their help."""
+    cls = config_lib.SECTIONS[section]
+    group = parser.add_argument_group(section)
+    for f in dataclasses.fields(cls):
+        group.add_argument(f"--{section}.{f.name}", dest=f"{section}.{f.name}",
+                           type=_PARSERS[str(f.type)], default=argparse.SUPPRESS,
+                           metavar=str(f.type).split(" ")[0].upper(),
+                           help=f"{_field_doc(cls, f.name)} "
+                                f"({default_text or f'default: {f.default}'})")
 
 
 def _field_type(key: str) -> str:
@@ -265,7 +274,8 @@ def cmd_test(args: argparse.Namespace) -> int:
 
     if args.render:
         check_display()  # before minutes of loading and playing
-    run = load_run(args.run_dir, args.checkpoint, args.device, args.precision)
+    planner = {key: value for key, value in vars(args).items() if key.startswith("planner.")}
+    run = load_run(args.run_dir, args.checkpoint, args.device, args.precision, planner)
     output = _output_folder(args, run.run_dir, *([video.VIDEOS_DIR] if args.video else []))
     tasks = [run.check_task(args.task)] if args.task else list(run.tasks)
     viewer = Viewer(f"planet test {run.run_dir.name}") if args.render else None
@@ -569,7 +579,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub, "test", cmd_test, "score a trained agent on noise-free test episodes",
         "Play noise-free test episodes with a run's latest checkpoint, all environments "
         "stepped and planned together; print the mean, std, min and max return and write "
-        "them to OUTPUT/test-epNNNNNN.json (NNNNNN: the checkpoint's episodes).")
+        "them, with the planner's settings, to OUTPUT/test-epNNNNNN.json (NNNNNN: the "
+        "checkpoint's episodes). The --planner.* flags plan with other settings than the "
+        "run's, for example the paper's CEM: --planner.candidates 1000 "
+        "--planner.iterations 10 --planner.elites 100 --planner.horizon 12.")
     _add_trained_run_arguments(test)
     test.add_argument("--episodes", type=_positive_int, default=10,
                       help="test episodes, played together (default: 10)")
@@ -579,6 +592,7 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("--render", action="store_true",
                       help="show the episodes live in a window, real frames beside the "
                            "model's reconstructions (needs a display; try xvfb-run)")
+    _add_section_flags(test, "planner", "default: the run's")
 
     predict = _add_command(
         sub, "predict", cmd_predict, "open-loop video prediction of a trained model",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,9 @@ class TestResult:
     """Undiscounted return of each episode."""
     precision: str = "fp32"
     """Precision the planner ran in (fp32 or bf16)."""
+    planner: dict[str, Any] = field(default_factory=dict)
+    """The planner's settings (`PlannerConfig` fields): the run's, or those `planet test`
+    was given."""
 
     @property
     def mean(self) -> float:
@@ -85,7 +88,8 @@ def score(run: TrainedRun, episodes: int, seed: int | None = None,
     desc = "test" if len(run.tasks) == 1 else f"test {task}"
     played = play(run, seeds, on_step, should_stop, desc=desc, task=task)
     result = TestResult(task, str(run.checkpoint), dict(run.counters), seeds,
-                        [episode_return(e) for e in played.episodes], run.cfg.precision)
+                        [episode_return(e) for e in played.episodes], run.cfg.precision,
+                        asdict(run.cfg.planner))
     return result, played
 
 

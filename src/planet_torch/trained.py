@@ -12,7 +12,7 @@ padded to the model's action size as in training.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -71,12 +71,15 @@ class TrainedRun:
 
 
 def load_run(run_dir: Path, checkpoint_path: Path | None = None,
-             device: str = "auto", precision: str | None = None) -> TrainedRun:
+             device: str = "auto", precision: str | None = None,
+             planner: Mapping[str, Any] | None = None) -> TrainedRun:
     """Read a run folder and its latest checkpoint (or `checkpoint_path`) onto `device`.
 
     `precision` (fp32 or bf16) replaces the run's precision for acting with it: the planner's
     imagined rollout runs in it (benchmarks/precision_learning.md: planning a trained model
-    in bf16 instead of fp32 left its test returns unchanged).
+    in bf16 instead of fp32 left its test returns unchanged). `planner` replaces planner
+    settings, named as on the command line (`{"planner.candidates": 1000}`); the trained
+    model does not depend on them.
 
     Raises `RunFolderError` when run_dir is not a run folder, and `CheckpointError` when the
     checkpoint is missing, corrupt, or from a run of another task or environment setting.
@@ -85,6 +88,11 @@ def load_run(run_dir: Path, checkpoint_path: Path | None = None,
     cfg = runs.load_config(run_dir)
     if precision is not None:
         cfg = replace(cfg, precision=precision)  # Config validates it
+    if planner:
+        if not all(key.startswith("planner.") for key in planner):
+            raise ValueError(f"only planner settings may change, got {sorted(planner)}")
+        cfg = config_lib.override(cfg, dict(planner))  # PlannerConfig validates them
+        config_lib.validate(cfg)
     path = checkpoint.resolve(run_dir if checkpoint_path is None else Path(checkpoint_path))
     payload = checkpoint.load(path)
     trained_cfg, model = checkpoint.restore_model(payload, resolve_device(device))
