@@ -138,9 +138,22 @@ def read_results(variant: Variant, results: Path) -> list[dict[str, Any]]:
     return json.loads(path.read_text()).get("runs", []) if path.is_file() else []
 
 
+def paired_difference(finals: list[tuple[int, float]], baseline: dict[int, float]
+                      ) -> float | None:
+    """Median of the variant's final returns minus the median of the baseline's on the same
+    seeds (so a variant with seed 0 only is set against the baseline's seed 0); None when
+    they share no seed."""
+    shared = [seed for seed, _ in finals if seed in baseline]
+    if not shared:
+        return None
+    mine = statistics.median(value for seed, value in finals if seed in baseline)
+    return mine - statistics.median(baseline[seed] for seed in shared)
+
+
 def row(variant: Variant, entries: list[dict[str, Any]], task: str, seeds: int,
-        baseline: float | None) -> str:
-    """One Markdown table row: the variant's final returns in `task`, median and range."""
+        baseline: dict[int, float]) -> str:
+    """One Markdown table row: the variant's final returns in `task`, median, range and the
+    paired difference from the baseline's (`paired_difference`)."""
     finals = final_returns(entries, task)
     flags = " ".join(variant.flags) or "(none)"
     cells = [f"`{variant.name}`", variant.question, f"`{flags}`",
@@ -149,9 +162,9 @@ def row(variant: Variant, entries: list[dict[str, Any]], task: str, seeds: int,
     if finals:
         values = [value for _, value in finals]
         median = statistics.median(values)
+        difference = None if variant.name == "rssm" else paired_difference(finals, baseline)
         cells += [f"{median:.0f}", f"{min(values):.0f} to {max(values):.0f}",
-                  "" if baseline is None or variant.name == "rssm"
-                  else f"{median - baseline:+.0f}"]
+                  "" if difference is None else f"{difference:+.0f}"]
     else:
         cells += ["", "", ""]
     return "| " + " | ".join(cells) + " |"
@@ -160,8 +173,7 @@ def row(variant: Variant, entries: list[dict[str, Any]], task: str, seeds: int,
 def table(results: Path, seeds: int = len(SEEDS)) -> str:
     """benchmarks/paper_ablations.md from the results files."""
     entries = {v.name: read_results(v, results) for v in VARIANTS}
-    baseline_finals = [value for _, value in final_returns(entries["rssm"], TASK)]
-    baseline = statistics.median(baseline_finals) if baseline_finals else None
+    baseline = dict(final_returns(entries["rssm"], TASK))
     lines = [
         "# The paper's experiments on the cpu preset",
         "",
@@ -170,7 +182,8 @@ def table(results: Path, seeds: int = len(SEEDS)) -> str:
         "command, commit, wall time and load average. Each variant is",
         "`planet train --preset cpu` with the flags shown; the return is the final noise-free",
         f"test return (mean of 10 episodes) after 60 episodes of {TASK}, one value per seed;",
-        "\"vs rssm\" is the median's difference from the cpu preset's. A row reads \"not",
+        "\"vs rssm\" is the median's difference from the cpu preset's median on the same",
+        "seeds (a row of seed 0 alone is set against the preset's seed 0). A row reads \"not",
         "measured yet\" until its runs are done: the grid is about 40 runs of about 45",
         "minutes on two CPU cores, so it fills session by session, or in parallel with",
         "`--sweep`'s commands on a Ray cluster. The `rssm` row is the cpu preset itself, so",
@@ -195,8 +208,7 @@ def table(results: Path, seeds: int = len(SEEDS)) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for task in (TASK, "reacher-easy"):
-        single = [value for _, value in final_returns(entries["rssm"], task)]
-        reference = statistics.median(single) if single else None
+        reference = dict(final_returns(entries["rssm"], task))
         for name in ("rssm", "two-tasks"):
             cells = row(BY_NAME[name], entries[name], task, seeds, reference).split(" | ")
             lines.append(" | ".join([f"| {task}", cells[0].lstrip("| "), *cells[3:]]))

@@ -109,6 +109,7 @@ def test_table_gives_every_seed_median_range_and_difference(tmp_path: Path) -> N
     write(results, "ssm", [entry("cartpole-swingup", 0, 200.0),
                            entry("cartpole-swingup", 1, 260.0),
                            entry("cartpole-swingup", 2, 999.0, finished=False)])
+    write(results, "glorot", [entry("cartpole-swingup", 7, 380.0)])  # a seed rssm lacks
     write(results, "two-tasks", [entry("cartpole-swingup,reacher-easy", 0, 150.0, tasks={
         "cartpole-swingup": 250.0, "reacher-easy": 50.0})])
     text = ablations.table(results)
@@ -116,12 +117,14 @@ def test_table_gives_every_seed_median_range_and_difference(tmp_path: Path) -> N
     rssm = table_row(text, "rssm")  # seeds in order; the baseline has no difference
     assert rssm[3:8] == ["400, 300, 500", "3 / 3", "400", "300 to 500", ""]
     ssm = table_row(text, "ssm")  # the unfinished seed is not counted
-    assert ssm[3:8] == ["200, 260", "2 / 3", "230", "200 to 260", "-170"]
+    # against the preset's seeds 0 and 1 (median 350), not all three (400)
+    assert ssm[3:8] == ["200, 260", "2 / 3", "230", "200 to 260", "-120"]
     assert table_row(text, "drnn")[3:5] == ["not measured yet", "0 / 3"]
+    assert table_row(text, "glorot")[3:8] == ["380", "1 / 3", "380", "380 to 380", ""]
 
     two = text[text.index("## One agent for two tasks"):]
     reacher = [line for line in two.splitlines() if line.startswith("| reacher-easy")]
     assert [line.split("|")[3].strip() for line in reacher] == ["90", "50"]
     cartpole = next(line for line in two.splitlines()
                     if line.startswith("| cartpole-swingup") and "two-tasks" in line)
-    assert cartpole.split("|")[-2].strip() == "-150"  # 250 against the rssm median 400
+    assert cartpole.split("|")[-2].strip() == "-150"  # 250 against the preset's seed 0, 400
