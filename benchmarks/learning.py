@@ -153,6 +153,17 @@ def write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+def record(output: Path, entry: dict) -> list[dict]:
+    """The runs of `output` as they are on disk now, with `entry` put in (or replaced).
+
+    Read again just before writing, so that another learning.py writing the same file
+    meanwhile (another seed, run side by side) keeps its entries."""
+    on_disk = json.loads(output.read_text()).get("runs", []) if output.is_file() else []
+    runs = {(e["task"], e["seed"]): e for e in on_disk}
+    runs[(entry["task"], entry["seed"])] = entry
+    return sorted(runs.values(), key=lambda e: (e["task"], e["seed"]))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -188,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
             session = train_one(task, seed, args.preset, logdir, extra)
             sessions = [*previous, session] if session else previous
             entries[(task, seed)] = summarise(run_folder(logdir), task, seed, sessions)
-            results["runs"] = sorted(entries.values(), key=lambda e: (e["task"], e["seed"]))
+            results["runs"] = record(output, entries[(task, seed)])
             write_json(output, results)
             print(f"learning.py: {task} seed {seed}: final test return "
                   f"{entries[(task, seed)]['final_test_return']}, "

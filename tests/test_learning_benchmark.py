@@ -95,3 +95,25 @@ def test_a_run_of_two_tasks_gets_each_tasks_test_results(tmp_path: Path) -> None
     for found in tasks.values():
         assert found["final_test_return"] == found["test_curve"][-1]["return"]
         assert found["best_test_return"] >= found["final_test_return"]
+
+
+def test_two_seeds_side_by_side_keep_both_entries(tmp_path: Path, monkeypatch) -> None:
+    """Two learning.py processes on one results file (seeds run side by side): the one that
+    writes last keeps the entry the other wrote while it trained."""
+    learning = load_benchmark()
+    output = tmp_path / "learning-debug.json"
+    args = ["--preset", "debug", "--tasks", "toy-reach", "--seeds", "1", "--runs",
+            str(tmp_path / "runs"), "--output", str(output), "--", "--train.episodes", "4"]
+    other = {"task": "toy-reach", "seed": 0, "run_dir": "elsewhere", "finished": True}
+    train_one = learning.train_one
+
+    def train_while_the_other_writes(*a, **k):
+        session = train_one(*a, **k)
+        learning.write_json(output, {"runs": [other]})  # the other process finishes first
+        return session
+
+    monkeypatch.setattr(learning, "train_one", train_while_the_other_writes)
+    assert learning.main(args) == 0
+    runs = json.loads(output.read_text())["runs"]
+    assert [(e["task"], e["seed"]) for e in runs] == [("toy-reach", 0), ("toy-reach", 1)]
+    assert runs[0] == other and runs[1]["finished"]
