@@ -9,8 +9,11 @@ unfinished one continues with `planet train --resume` (runs resume exactly), a m
 starts. Run folders live under the ignored `runs/`, so a fresh checkout has the results file
 but not the folders: an entry the results file records as finished is then kept as it is
 (its curve stays in the file) and its run is not trained again; an unfinished run whose
-folder is gone starts afresh. After every run it rewrites the results file
-`benchmarks/results/learning-<preset>-<machine>.json` (atomically), one entry per run:
+folder is gone starts afresh. After every run, and after a run that was stopped (Ctrl-C,
+SIGTERM: its checkpoint is written, its session is recorded with its exit code, and the
+script stops), it rewrites the results file
+`benchmarks/results/learning-<preset>-<machine>.json` (atomically; read again just before,
+so seeds trained side by side by two processes keep each other's entries), one entry per run:
 task, seed, the test curve (environment steps and mean noise-free test return of each test
 phase), the final and the best test return, the mean return of the random seed episodes,
 episodes and environment steps reached, the wall time summed over its sessions with the
@@ -140,9 +143,6 @@ def train_one(task: str, seed: int, preset: str, logdir: Path, extra: list[str])
     session["wall_s"] = round(time.perf_counter() - start, 1)
     session["load_average_end"] = _load()
     session["exit_code"] = result.returncode
-    if result.returncode != 0:
-        raise SystemExit(f"learning.py: `{session['command']}` exited with "
-                         f"{result.returncode}; rerun this script to resume")
     return session
 
 
@@ -198,9 +198,15 @@ def main(argv: list[str] | None = None) -> int:
             previous = recorded.get("sessions", []) if here else []
             session = train_one(task, seed, args.preset, logdir, extra)
             sessions = [*previous, session] if session else previous
+            if run_folder(logdir) is None:  # it stopped before making its run folder
+                raise SystemExit(f"learning.py: `{session['command']}` exited with "
+                                 f"{session['exit_code']} before it began")
             entries[(task, seed)] = summarise(run_folder(logdir), task, seed, sessions)
             results["runs"] = record(output, entries[(task, seed)])
             write_json(output, results)
+            if session.get("exit_code"):  # interrupted: its session is recorded, not lost
+                raise SystemExit(f"learning.py: `{session['command']}` exited with "
+                                 f"{session['exit_code']}; rerun this script to resume")
             print(f"learning.py: {task} seed {seed}: final test return "
                   f"{entries[(task, seed)]['final_test_return']}, "
                   f"{entries[(task, seed)]['wall_s']} s", flush=True)

@@ -8,6 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,3 +118,30 @@ def test_two_seeds_side_by_side_keep_both_entries(tmp_path: Path, monkeypatch) -
     runs = json.loads(output.read_text())["runs"]
     assert [(e["task"], e["seed"]) for e in runs] == [("toy-reach", 0), ("toy-reach", 1)]
     assert runs[0] == other and runs[1]["finished"]
+
+
+def test_a_stopped_session_is_recorded_and_counted(tmp_path: Path, monkeypatch) -> None:
+    """A run stopped part way (the child exits non-zero, as on SIGTERM) leaves its session
+    in the results file, so the wall time of the finished run counts it too."""
+    learning = load_benchmark()
+    output = tmp_path / "learning-debug.json"
+    args = ["--preset", "debug", "--tasks", "toy-reach", "--seeds", "0", "--runs",
+            str(tmp_path / "runs"), "--output", str(output), "--", "--train.episodes", "4"]
+    run_child = learning.subprocess.run
+
+    def stopped(command, **kwargs):
+        done = run_child(command, **kwargs)
+        if "planet_torch.cli" not in command:
+            return done
+        return learning.subprocess.CompletedProcess(command, 130)
+
+    monkeypatch.setattr(learning.subprocess, "run", stopped)
+    with pytest.raises(SystemExit, match="exited with 130; rerun this script to resume"):
+        learning.main(args)
+    (entry,) = json.loads(output.read_text())["runs"]
+    (session,) = entry["sessions"]
+    assert session["exit_code"] == 130 and entry["wall_s"] == session["wall_s"] > 0
+    monkeypatch.setattr(learning.subprocess, "run", run_child)
+    assert learning.main(args) == 0  # the run was done: kept, with the stopped session
+    (entry,) = json.loads(output.read_text())["runs"]
+    assert entry["sessions"] == [session] and entry["finished"]
