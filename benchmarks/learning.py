@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             entries[(task, seed)] = summarise(run_folder(logdir), task, seed, sessions)
             results["runs"] = record(output, entries[(task, seed)])
             write_json(output, results)
-            if session.get("exit_code"):  # interrupted: its session is recorded, not lost
+            if session.get("exit_code"):  # stopped or failed: its session is recorded
                 raise SystemExit(f"learning.py: `{session['command']}` exited with "
                                  f"{session['exit_code']}; rerun this script to resume")
             print(f"learning.py: {task} seed {seed}: final test return "

@@ -145,3 +145,14 @@ def test_a_stopped_session_is_recorded_and_counted(tmp_path: Path, monkeypatch) 
     assert learning.main(args) == 0  # the run was done: kept, with the stopped session
     (entry,) = json.loads(output.read_text())["runs"]
     assert entry["sessions"] == [session] and entry["finished"]
+
+
+def test_a_run_that_never_began_says_so_and_writes_nothing(tmp_path: Path) -> None:
+    """`planet train` refusing its flags makes no run folder: one line, no results file."""
+    learning = load_benchmark()
+    output = tmp_path / "learning-debug.json"
+    with pytest.raises(SystemExit, match="exited with 1 before it began"):
+        learning.main(["--preset", "debug", "--tasks", "toy-reach", "--seeds", "0", "--runs",
+                       str(tmp_path / "runs"), "--output", str(output), "--",
+                       "--train.episodes", "0"])
+    assert not output.exists()
