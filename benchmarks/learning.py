@@ -153,13 +153,18 @@ def write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def record(output: Path, entry: dict) -> list[dict]:
-    """The runs of `output` as they are on disk now, with `entry` put in (or replaced).
+def recorded_runs(output: Path) -> dict[tuple[str, int], dict]:
+    """The entries of the results file `output` as it is on disk now, by (task, seed).
 
-    Read again just before writing, so that another learning.py writing the same file
-    meanwhile (another seed, run side by side) keeps its entries."""
-    on_disk = json.loads(output.read_text()).get("runs", []) if output.is_file() else []
-    runs = {(e["task"], e["seed"]): e for e in on_disk}
+    Read afresh each time, so that another learning.py writing the same file meanwhile
+    (another seed, run side by side) keeps its entries."""
+    results = json.loads(output.read_text()) if output.is_file() else {}
+    return {(e["task"], e["seed"]): e for e in results.get("runs", [])}
+
+
+def record(output: Path, entry: dict) -> list[dict]:
+    """The runs of `output` as they are on disk now, with `entry` put in (or replaced)."""
+    runs = recorded_runs(output)
     runs[(entry["task"], entry["seed"])] = entry
     return sorted(runs.values(), key=lambda e: (e["task"], e["seed"]))
 
@@ -182,13 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     output = args.output or (ROOT / "benchmarks" / "results"
                              / f"learning-{args.preset}-{machine_name()}.json")
     results = json.loads(output.read_text()) if output.is_file() else {}
-    entries = {(e["task"], e["seed"]): e for e in results.get("runs", [])}
     results.update({"preset": args.preset, "machine": machine_name(),
                     "cores": os.cpu_count(), "python": platform.python_version()})
     for task in args.tasks:
         for seed in args.seeds:
             logdir = args.runs / args.preset / f"{task}-s{seed}"
-            recorded = entries.get((task, seed), {})
+            recorded = recorded_runs(output).get((task, seed), {})
             here = run_folder(logdir) is not None
             if not here and recorded.get("finished"):
                 print(f"learning.py: {task} seed {seed}: finished in {shown(output)}; its run "
@@ -198,18 +202,18 @@ def main(argv: list[str] | None = None) -> int:
             previous = recorded.get("sessions", []) if here else []
             session = train_one(task, seed, args.preset, logdir, extra)
             sessions = [*previous, session] if session else previous
-            if run_folder(logdir) is None:  # it stopped before making its run folder
+            run = run_folder(logdir)
+            if run is None:  # it stopped before making its run folder
                 raise SystemExit(f"learning.py: `{session['command']}` exited with "
                                  f"{session['exit_code']} before it began")
-            entries[(task, seed)] = summarise(run_folder(logdir), task, seed, sessions)
-            results["runs"] = record(output, entries[(task, seed)])
+            entry = summarise(run, task, seed, sessions)
+            results["runs"] = record(output, entry)
             write_json(output, results)
             if session.get("exit_code"):  # stopped or failed: its session is recorded
                 raise SystemExit(f"learning.py: `{session['command']}` exited with "
                                  f"{session['exit_code']}; rerun this script to resume")
             print(f"learning.py: {task} seed {seed}: final test return "
-                  f"{entries[(task, seed)]['final_test_return']}, "
-                  f"{entries[(task, seed)]['wall_s']} s", flush=True)
+                  f"{entry['final_test_return']}, {entry['wall_s']} s", flush=True)
     missing = [e for e in results["runs"] if not (ROOT / e["run_dir"]).is_dir()]
     if missing:
         print(f"learning.py: wrote {output}; the figure was not redrawn, for it needs every "

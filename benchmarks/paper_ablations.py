@@ -143,11 +143,11 @@ def paired_difference(finals: list[tuple[int, float]], baseline: dict[int, float
     """Median of the variant's final returns minus the median of the baseline's on the same
     seeds (so a variant with seed 0 only is set against the baseline's seed 0); None when
     they share no seed."""
-    shared = [seed for seed, _ in finals if seed in baseline]
+    shared = [(seed, value) for seed, value in finals if seed in baseline]
     if not shared:
         return None
-    mine = statistics.median(value for seed, value in finals if seed in baseline)
-    return mine - statistics.median(baseline[seed] for seed in shared)
+    return (statistics.median(value for _, value in shared)
+            - statistics.median(baseline[seed] for seed, _ in shared))
 
 
 def row(variant: Variant, entries: list[dict[str, Any]], task: str, seeds: int,
