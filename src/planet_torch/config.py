@@ -319,7 +319,7 @@ def _cpu() -> Config:
     end, median of 3 seeds; the paper's agent reaches 821 after 1000 episodes.
     """
     return Config(
-        model=ModelConfig(belief_size=100, hidden_size=100, depth=16, reward_units=100),
+        model=ModelConfig(belief_size=100, hidden_size=100, depth=16, reward_units=200),
         planner=PlannerConfig(horizon=12, iterations=6, candidates=300, elites=30),
         train=TrainConfig(seed_episodes=5, collect_interval=100, batch_size=16, chunk_length=32,
                           episodes=60, test_every=20, test_episodes=10, video_every=0,
