@@ -128,3 +128,15 @@ def test_table_gives_every_seed_median_range_and_difference(tmp_path: Path) -> N
     cartpole = next(line for line in two.splitlines()
                     if line.startswith("| cartpole-swingup") and "two-tasks" in line)
     assert cartpole.split("|")[-2].strip() == "-150"  # 250 against the preset's seed 0, 400
+
+
+def test_a_run_of_some_seeds_still_counts_rows_against_the_grid(tmp_path: Path) -> None:
+    """`--seeds 1` resumes one seed; the table it redraws still counts every row out of the
+    grid's three seeds (it read "3 / 1" before)."""
+    results, output = tmp_path / "results", tmp_path / "table.md"
+    write(results, "rssm", [entry("cartpole-swingup", seed, 400.0) for seed in (0, 1, 2)])
+    assert ablations.main(["--table", "--seeds", "1", "--results", str(results),
+                           "--output", str(output)]) == 0
+    text = output.read_text()
+    assert table_row(text, "rssm")[4] == "3 / 3"
+    assert table_row(text, "ssm")[4] == "0 / 3"
