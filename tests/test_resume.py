@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +22,11 @@ import torch
 
 from planet_torch import checkpoint
 from planet_torch import config as config_lib
+from planet_torch.evaluate import Interrupted
 from planet_torch.replay import Replay, episode_files
 from planet_torch.runs import new_run_dir
 from planet_torch.train import Trainer
+from planet_torch.world_model import Updater
 
 
 def debug(**changes: object) -> config_lib.Config:
@@ -111,6 +114,33 @@ def test_an_episode_newer_than_the_checkpoint_is_kept(tmp_path) -> None:
     replay = Replay.load(run / "episodes", seed=0)
     assert replay.num_episodes == 6 and replay.num_steps == sum(
         episode["obs"].shape[0] - 1 for episode in after.values())  # rows less the reset row
+
+
+@pytest.mark.parametrize("stop_after", [3, 4], ids=["inside-an-interval", "after-an-interval"])
+def test_a_stopped_interval_is_finished_not_redone(tmp_path, monkeypatch, stop_after) -> None:
+    """A Ctrl-C after update 3 (the first of the second interval, C = 2) or after update 4
+    (that interval done, its episode cut short): the resume makes only the updates still
+    owed, so the run ends with the updates of one never stopped, C per planned episode."""
+    cfg = debug(**{"train.episodes": 5, "train.test_every": 0})
+    real = Updater.__call__
+    made = []
+
+    def update_then_stop(self, batch, generator=None):
+        result = real(self, batch, generator)
+        made.append(1)
+        if len(made) == stop_after:
+            signal.raise_signal(signal.SIGINT)  # the run's handler turns it into a stop
+        return result
+
+    monkeypatch.setattr(Updater, "__call__", update_then_stop)
+    run = new_run_dir(tmp_path, "stopped", 0)
+    with pytest.raises(Interrupted):
+        Trainer(cfg, run).run()
+    stopped = checkpoint.load(run)["counters"]
+    assert (stopped["episodes"], stopped["updates"]) == (3, stop_after)
+    counters = Trainer(cfg, run, resume=True).run()
+    planned = cfg.train.episodes - cfg.train.seed_episodes
+    assert (counters.episodes, counters.updates) == (5, cfg.train.collect_interval * planned)
 
 
 def test_a_run_killed_before_its_first_checkpoint_resumes_from_its_episodes(tmp_path,

@@ -16,7 +16,8 @@ The run folder's layout and the episode seeds are `runs`'s; the parts are built 
 `assembly`. Every finished episode is on disk the moment it ends. A checkpoint is written
 every `checkpoint_every` episodes and when the run is stopped (Ctrl-C, SIGTERM); `--resume`
 rebuilds the replay from the episode files and continues the counters (an unreadable
-episode file stops it before anything is written: it would be counted but not replayed).
+episode file stops it before anything is written: it would be counted but not replayed),
+and makes only the updates that a stop left owed in an interval, not a whole one again.
 
 Speed (`--precision`, `--compile`, see `acceleration`): the update and the planner's rollout
 run under the run's precision and, with `compile`, through torch.compile. While update k
@@ -324,11 +325,24 @@ class Trainer:
             "time/episode_seconds": time.time() - started})
         return ret
 
-    def _train_interval(self, stop: list[bool]) -> None:
+    def _updates_owed(self) -> int:
+        """Updates still owed before the next planned episode: C, or after a stop inside an
+        interval (or during the episode after it) what that interval did not yet make, so a
+        stopped and resumed run makes as many updates as one that ran through. Counters
+        that do not fit C intervals (C changed, or a checkpoint older than the episodes on
+        disk) get a whole interval."""
         t = self.cfg.train
+        planned = self.counters.episodes - t.seed_episodes
+        owed = t.collect_interval * (planned + 1) - self.counters.updates
+        return owed if 0 <= owed <= t.collect_interval else t.collect_interval
+
+    def _train_interval(self, stop: list[bool]) -> None:
+        count = self._updates_owed()
+        if count == 0:
+            return
         started = time.time()
         history: list[dict[str, torch.Tensor]] = []
-        batches = self.loader.batches(t.collect_interval)
+        batches = self.loader.batches(count)
         try:
             for batch in batches:
                 if stop[0]:
