@@ -251,11 +251,11 @@ def main(argv: list[str] | None = None) -> int:
         for variant in variants:
             print(sweep_command(variant, tuple(args.seeds), args.preset))
         return 0
-    if not args.table:
-        for variant in variants:
-            run_variant(variant, tuple(args.seeds), args.preset, args.runs, args.results, extra)
-            args.output.write_text(table(args.results))
-    args.output.write_text(table(args.results))
+    if args.table:
+        args.output.write_text(table(args.results))
+    for variant in [] if args.table else variants:
+        run_variant(variant, tuple(args.seeds), args.preset, args.runs, args.results, extra)
+        args.output.write_text(table(args.results))  # after each: a stopped grid keeps its rows
     print(f"paper_ablations.py: wrote {args.output}")
     return 0
 
