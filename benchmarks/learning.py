@@ -173,9 +173,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="Arguments after -- go to planet train.")
-    parser.add_argument("--preset", default="cpu", choices=sorted(config_lib.PRESETS))
-    parser.add_argument("--tasks", nargs="+", default=["cartpole-swingup"])
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--preset", default="cpu", choices=sorted(config_lib.PRESETS),
+                        help="the planet train preset every run uses (default: cpu)")
+    parser.add_argument("--tasks", nargs="+", default=["cartpole-swingup"],
+                        help="tasks to train, e.g. cartpole-swingup reacher-easy "
+                             "(default: cartpole-swingup)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2],
+                        help="seeds of each task, one run each (default: 0 1 2)")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "learning",
                         help="where the run folders go (default: runs/learning)")
     parser.add_argument("--output", type=Path, default=None,

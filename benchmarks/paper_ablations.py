@@ -229,7 +229,9 @@ def main(argv: list[str] | None = None) -> int:
                                             "variant).")
     parser.add_argument("--variants", nargs="+", choices=list(BY_NAME), default=list(BY_NAME),
                         help="variants to run, in this order (default: all)")
-    parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS),
+                        help="seeds of each variant and task (default: "
+                             f"{' '.join(map(str, SEEDS))})")
     parser.add_argument("--preset", default="cpu", help="the preset every variant starts "
                                                           "from (default: cpu)")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "ablations",
