@@ -30,6 +30,7 @@ import os
 import shlex
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -194,6 +195,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise
     if args.resume is None and args.preset in (None, "paper") and trainer.device.type == "cpu":
         print(_cpu_cost_line(trainer), flush=True)
+    threading.excepthook = _quiet_disk_errors
     try:
         counters = trainer.run()
     except Interrupted:
@@ -205,6 +207,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"done: {counters.episodes} episodes, {counters.env_steps} env steps, "
           f"{counters.updates} updates; run folder {run_dir}")
     return 0
+
+
+def _quiet_disk_errors(args: threading.ExceptHookArgs) -> None:
+    """Drop an OSError raised in a background thread (TensorBoard's event writer on a full
+    disk): the main thread meets the same error and reports it in one line."""
+    if not isinstance(args.exc_value, OSError):
+        threading.__excepthook__(args)
 
 
 def _duration(seconds: float) -> str:
