@@ -9,16 +9,19 @@ frees space, and `planet train --resume` finishes the run.
 
 from __future__ import annotations
 
+import errno
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from planet_torch import checkpoint
+from planet_torch import checkpoint, cli
 from planet_torch.replay import episode_files
+from planet_torch.train import Counters, Trainer
 
 SCRIPT = r"""
 set -u
@@ -80,3 +83,83 @@ def test_a_full_disk_mid_run_is_one_line_and_the_run_resumes(tmp_path: Path) -> 
     assert resumed["counters"]["episodes"] == 12
     names = [path.name for path in episode_files(out / "resumed" / "episodes")]
     assert names == [f"{i:06d}-80.npz" for i in range(12)]
+
+
+class _FullDisk:
+    """A record writer for TensorBoard's event writer on a disk with no space left."""
+
+    def write(self, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _train(tmp_path: Path) -> int:
+    return cli.main(["train", "--preset", "debug", "--task", "toy-reach", "--device", "cpu",
+                     "--logdir", str(tmp_path)])
+
+
+def test_tensorboards_writer_thread_on_a_full_disk_leaves_one_line(tmp_path, monkeypatch,
+                                                                   capsys) -> None:
+    """The race the test above can meet, made certain: the writer thread fails first and
+    its owner meets the same error at its next write."""
+    from tensorboard.summary.writer.event_file_writer import _AsyncWriter
+
+    def run(self) -> Counters:
+        writer = _AsyncWriter(_FullDisk())
+        writer.write(b"event")
+        writer._worker.join()  # the thread has ended on ENOSPC and called threading.excepthook
+        writer.write(b"event")  # raises the thread's error here, in the main thread
+        return Counters()
+
+    # Python's own hook, in place of pytest's that turns such errors into warnings;
+    # monkeypatch puts pytest's back afterwards.
+    monkeypatch.setattr(threading, "excepthook", threading.__excepthook__)
+    monkeypatch.setattr(Trainer, "run", run)
+    assert _train(tmp_path) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "Exception in thread" not in err, err
+    assert err.splitlines() == [line for line in err.splitlines() if "error" in line]
+    assert len(err.splitlines()) == 1 and "No space left on device" in err
+    assert "planet train --resume" in err
+
+
+class _Owned(threading.Thread):
+    """A thread that keeps its error for its owner, as TensorBoard's writer does."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.exception: Exception | None = None
+        self.error = error
+
+    def run(self) -> None:
+        self.exception = self.error
+        raise self.error
+
+
+def _plain(error: Exception) -> threading.Thread:
+    def fail() -> None:
+        raise error
+    return threading.Thread(target=fail)
+
+
+@pytest.mark.parametrize("make", [lambda: _Owned(ValueError("a bug")),
+                                  lambda: _plain(OSError(errno.EIO, "Input/output error"))],
+                         ids=["other error handed on", "OSError not handed on"])
+def test_other_errors_of_background_threads_still_print_their_traceback(
+        tmp_path, monkeypatch, capsys, make) -> None:
+    def run(self) -> Counters:
+        thread = make()
+        thread.start()
+        thread.join()
+        return Counters()
+
+    monkeypatch.setattr(threading, "excepthook", threading.__excepthook__)
+    monkeypatch.setattr(Trainer, "run", run)
+    assert _train(tmp_path) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" in err and ("a bug" in err or "Input/output error" in err), err

@@ -210,9 +210,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _quiet_disk_errors(args: threading.ExceptHookArgs) -> None:
-    """Drop an OSError raised in a background thread (TensorBoard's event writer on a full
-    disk): the main thread meets the same error and reports it in one line."""
-    if not isinstance(args.exc_value, OSError):
+    """Keep quiet about an OSError that a background thread hands on to the main thread.
+
+    TensorBoard's event writer thread keeps the error that ended it in its `exception`
+    attribute, and the main thread raises it at its next write and reports it in one line
+    (a full disk, for one); printing its traceback too would bury that line. Any other
+    error of any thread is printed as Python always does.
+    """
+    handed_on = getattr(args.thread, "exception", None) is args.exc_value
+    if not (handed_on and isinstance(args.exc_value, OSError)):
         threading.__excepthook__(args)
 
 
