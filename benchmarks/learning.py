@@ -19,7 +19,11 @@ phase), the final and the best test return, the mean return of the random seed e
 episodes and environment steps reached, the wall time summed over its sessions with the
 commands, commits and load averages of those sessions. Then it draws
 `learning-<preset>-<machine>.png/.svg` beside it with `planet plot`'s code: mean and spread
-over seeds, random play and the paper's score as reference lines.
+over seeds, random play and the paper's score as reference lines. With every run folder
+here it draws train and test curves from them; when some folder is gone (runs trained in
+another checkout) and this call trained a run, it draws the test curves that the results
+file keeps, so that the figure shows every entry; when it trained nothing, it leaves the
+figure as it is.
 
 Extra arguments after `--` go to `planet train` for new runs (e.g. `-- --train.episodes 50`).
 The runs share the machine with nothing else only if you make it so: the wall times
@@ -117,6 +121,44 @@ def summarise(run: Path, task: str, seed: int, sessions: list[dict[str, Any]]) -
     return entry
 
 
+def entry_curves(entry: dict[str, Any]) -> list[plot.RunCurves]:
+    """What a results entry keeps of its run for a figure, one item per task: the test
+    curve, and the mean return of the seed episodes (a run of several tasks keeps that mean
+    over all its tasks only, so its panels get no random line from it)."""
+    tasks = entry.get("tasks")
+    random = None if tasks else entry.get("random_return")
+    curves = []
+    for task, found in (tasks or {entry["task"]: entry}).items():
+        if not found["test_curve"]:
+            continue
+        steps, values = np.asarray([(p["env_steps"], p["return"]) for p in found["test_curve"]],
+                                   dtype=np.float64).T
+        curves.append(plot.RunCurves(ROOT / entry["run_dir"], task,
+                                     {"test/return": plot.Curve(steps, values)},
+                                     np.asarray([] if random is None else [random])))
+    return curves
+
+
+def draw(output: Path, runs: list[dict[str, Any]], changed: bool) -> str:
+    """Draw the figure of `runs` beside `output`; say what became of it.
+
+    From the run folders when all of them are here (train and test curves). A fresh checkout
+    lacks the folders of runs trained before: the figure is then drawn from the results
+    file (test curves only) if the results `changed` (or `--figure` asks for it), and left
+    as it is if not."""
+    missing = [e["run_dir"] for e in runs if not (ROOT / e["run_dir"]).is_dir()]
+    figure = output.with_suffix("")
+    if not missing:
+        plot.learning_curves([ROOT / e["run_dir"] for e in runs], figure)
+        return f"drew {figure}.png from the run folders"
+    if not changed:
+        return (f"trained nothing, so the figure is left as it is (run folders not here: "
+                f"{', '.join(missing)})")
+    plot.curves_figure([(curves, "") for e in runs for curves in entry_curves(e)], figure)
+    return (f"drew {figure}.png from {output.name}: test curves only, for these run folders "
+            f"are not here: {', '.join(missing)}")
+
+
 def _load() -> float | None:
     """The 1-minute load average, rounded for the results file."""
     load = load_average()
@@ -185,14 +227,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=None,
                         help="results JSON (default: benchmarks/results/"
                              "learning-<preset>-<machine>.json)")
+    parser.add_argument("--figure", action="store_true",
+                        help="only redraw the figure of the results file --output, from the "
+                             "run folders when all are here, else from the file's test curves")
     argv = sys.argv[1:] if argv is None else argv
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
     args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
     output = args.output or (ROOT / "benchmarks" / "results"
                              / f"learning-{args.preset}-{machine_name()}.json")
+    if args.figure:
+        if not output.is_file():
+            raise SystemExit(f"learning.py: {output} does not exist; give the results file "
+                             f"with --output")
+        print(f"learning.py: {draw(output, list(recorded_runs(output).values()), True)}")
+        return 0
     results = json.loads(output.read_text()) if output.is_file() else {}
     results.update({"preset": args.preset, "machine": machine_name(),
                     "cores": os.cpu_count(), "python": platform.python_version()})
+    trained = False
     for task in args.tasks:
         for seed in args.seeds:
             logdir = args.runs / args.preset / f"{task}-s{seed}"
@@ -206,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
             previous = recorded.get("sessions", []) if here else []
             session = train_one(task, seed, args.preset, logdir, extra)
             sessions = [*previous, session] if session else previous
+            trained = trained or bool(session)
             run = run_folder(logdir)
             if run is None:  # it stopped before making its run folder
                 raise SystemExit(f"learning.py: `{session['command']}` exited with "
@@ -218,14 +271,8 @@ def main(argv: list[str] | None = None) -> int:
                                  f"{session['exit_code']}; rerun this script to resume")
             print(f"learning.py: {task} seed {seed}: final test return "
                   f"{entry['final_test_return']}, {entry['wall_s']} s", flush=True)
-    missing = [e for e in results["runs"] if not (ROOT / e["run_dir"]).is_dir()]
-    if missing:
-        print(f"learning.py: wrote {output}; the figure was not redrawn, for it needs every "
-              f"run folder and these are not here: "
-              f"{', '.join(e['run_dir'] for e in missing)}")
-        return 0
-    plot.learning_curves([ROOT / e["run_dir"] for e in results["runs"]], output.with_suffix(""))
-    print(f"learning.py: wrote {output} and {output.with_suffix('.png')}")
+    print(f"learning.py: wrote {output}; "
+          f"{draw(output, list(recorded_runs(output).values()), trained)}")
     return 0
 
 

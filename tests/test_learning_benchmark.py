@@ -70,11 +70,62 @@ def test_finished_entry_without_its_run_folder_is_kept(tmp_path: Path, capsys) -
     capsys.readouterr()
     assert learning.main(args) == 0
     said = capsys.readouterr().out
-    assert "its entry is kept as it is" in said and "not redrawn" in said
+    assert "its entry is kept as it is" in said and "the figure is left as it is" in said
     assert json.loads(output.read_text())["runs"] == json.loads(before)["runs"]
     assert figure.stat().st_mtime_ns == drawn
     assert not (tmp_path / "runs" / "debug" / "toy-reach-s0").exists() or not any(
         (tmp_path / "runs" / "debug" / "toy-reach-s0").iterdir())
+
+    assert learning.main(["--output", str(output), "--figure"]) == 0  # asked: drawn from it
+    assert "test curves only" in capsys.readouterr().out
+    assert figure.stat().st_mtime_ns != drawn
+    assert json.loads(output.read_text())["runs"] == json.loads(before)["runs"]
+    with pytest.raises(SystemExit, match="does not exist; give the results file"):
+        learning.main(["--output", str(tmp_path / "none.json"), "--figure"])
+
+
+def test_a_new_run_beside_an_entry_without_its_folder_draws_from_the_results_file(
+        tmp_path: Path, monkeypatch) -> None:
+    """Seed 0 trained in another checkout (its folder gone), seed 1 here: the figure shows
+    both seeds' test curves, as the results file keeps them, and the random line."""
+    from planet_torch import plot
+
+    learning = load_benchmark()
+    output = tmp_path / "learning-debug.json"
+    args = ["--preset", "debug", "--tasks", "toy-reach", "--runs", str(tmp_path / "runs"),
+            "--output", str(output), "--", "--train.episodes", "4"]
+    assert learning.main([*args[:4], "--seeds", "0", *args[4:]]) == 0
+    shutil.rmtree(ROOT / json.loads(output.read_text())["runs"][0]["run_dir"])
+    panels = []
+    monkeypatch.setattr(plot, "_save", lambda figure, path: panels.extend(
+        (axes.get_title(), [line.get_label() for line in axes.get_lines()],
+         [line.get_ydata() for line in axes.get_lines()]) for axes in figure.axes) or [])
+    assert learning.main([*args[:4], "--seeds", "1", *args[4:]]) == 0
+    entries = json.loads(output.read_text())["runs"]
+    assert [e["seed"] for e in entries] == [0, 1]
+    ((title, labels, ydata),) = panels
+    assert title == "toy-reach (2 runs)"
+    assert not any("train" in label for label in labels)
+    for entry in entries:  # each seed's test curve, as recorded
+        curve = [p["return"] for p in entry["test_curve"]]
+        assert any(len(y) == len(curve) and list(y) == curve for y in ydata), (curve, ydata)
+    (random,) = [label for label in labels if label.startswith("random actions")]
+    mean = sum(e["random_return"] for e in entries) / 2
+    assert random == f"random actions ({mean:.0f}, the seed episodes of 2 runs)"
+
+
+def test_an_entry_of_two_tasks_gives_a_test_curve_per_task_and_no_random_line() -> None:
+    learning = load_benchmark()
+    curve = [{"env_steps": 40, "return": 1.5}, {"env_steps": 80, "return": 2.5}]
+    entry = {"task": "a,b", "run_dir": "runs/x", "random_return": 3.0,
+             "test_curve": curve, "tasks": {"a": {"test_curve": curve}, "b": {"test_curve": []}}}
+    (only,) = learning.entry_curves(entry)
+    assert only.task == "a" and len(only.random_returns) == 0
+    assert only.curves["test/return"].steps.tolist() == [40, 80]
+    assert only.curves["test/return"].values.tolist() == [1.5, 2.5]
+    single_task = {key: value for key, value in entry.items() if key != "tasks"}
+    (single,) = learning.entry_curves({**single_task, "task": "a"})
+    assert single.random_returns.tolist() == [3.0]
 
 
 def test_a_run_of_two_tasks_gets_each_tasks_test_results(tmp_path: Path) -> None:
@@ -105,7 +156,8 @@ def test_two_seeds_side_by_side_keep_both_entries(tmp_path: Path, monkeypatch) -
     output = tmp_path / "learning-debug.json"
     args = ["--preset", "debug", "--tasks", "toy-reach", "--seeds", "1", "--runs",
             str(tmp_path / "runs"), "--output", str(output), "--", "--train.episodes", "4"]
-    other = {"task": "toy-reach", "seed": 0, "run_dir": "elsewhere", "finished": True}
+    other = {"task": "toy-reach", "seed": 0, "run_dir": "elsewhere", "finished": True,
+             "test_curve": [{"env_steps": 40, "return": 1.0}], "random_return": 0.5}
     train_one = learning.train_one
 
     def train_while_the_other_writes(*a, **k):

@@ -7,8 +7,8 @@ task). A run of several tasks gives a curve per task, from `train/<task>/return`
 thin line, and with two or more runs their mean is a thick line over the steps all of them
 reached, with one standard deviation shaded. For the paper's six tasks a dashed line marks
 PlaNet's score in the paper's Table 1 (mean test return after 1000 episodes of 1000
-environment steps, i.e. at 1e6 environment steps); a dotted line marks random play, the
-mean return of the runs' seed episodes (uniformly random actions).
+environment steps, i.e. at 1e6 environment steps); a dotted line marks random play: the
+mean return of each run's seed episodes (uniformly random actions), averaged over the runs.
 
 Figures are drawn with matplotlib's object API on the Agg canvas: no pyplot, no display.
 """
@@ -62,7 +62,8 @@ class RunCurves(NamedTuple):
     curves: dict[str, Curve]
     """Metric name (a key of CURVES) -> curve; metrics the run never logged are absent."""
     random_returns: np.ndarray
-    """Returns of the run's seed episodes, played with uniformly random actions."""
+    """Returns of the run's seed episodes, played with uniformly random actions (or their
+    mean alone, as a results file keeps it)."""
 
 
 def read_run(run_dir: Path, task: str | None = None) -> RunCurves:
@@ -130,11 +131,11 @@ def _draw_task(axes: Axes, task: str, runs: Sequence[RunCurves], panel: str = ""
     if task in PAPER_SCORES:
         axes.axhline(PAPER_SCORES[task], color="black", linestyle="--", linewidth=1,
                      label=f"PlaNet paper ({PAPER_SCORES[task]})")
-    random_returns = np.concatenate([r.random_returns for r in runs])
-    if len(random_returns):
-        axes.axhline(random_returns.mean(), color="grey", linestyle=":", linewidth=1.5,
-                     label=f"random actions ({random_returns.mean():.0f}, mean of "
-                           f"{len(random_returns)} seed episodes)")
+    random = [r.random_returns.mean() for r in runs if len(r.random_returns)]
+    if random:
+        axes.axhline(np.mean(random), color="grey", linestyle=":", linewidth=1.5,
+                     label=f"random actions ({np.mean(random):.0f}, the seed episodes of "
+                           f"{len(random)} run{'s' if len(random) > 1 else ''})")
     axes.set_title(f"{task}{', ' + panel if panel else ''} "
                    f"({len(runs)} run{'s' if len(runs) > 1 else ''})")
     axes.set_xlabel("environment steps")
@@ -170,10 +171,16 @@ def learning_curves(run_dirs: Sequence[Path], output: Path,
     written.
     """
     labels = labels or {}
+    return curves_figure([(run, labels.get(Path(run_dir), "")) for run_dir in run_dirs
+                          for run in read_runs(run_dir)], output)
+
+
+def curves_figure(runs: Sequence[tuple[RunCurves, str]], output: Path) -> list[Path]:
+    """Draw (curves, label) pairs, one panel per task and label; writes `output` as PNG and
+    SVG and returns the paths written."""
     panels: dict[tuple[str, str], list[RunCurves]] = defaultdict(list)
-    for run_dir in run_dirs:
-        for run in read_runs(run_dir):
-            panels[run.task, labels.get(Path(run_dir), "")].append(run)
+    for run, label in runs:
+        panels[run.task, label].append(run)
     columns = min(3, len(panels))
     rows = math.ceil(len(panels) / columns)
     figure = Figure(figsize=(5.5 * columns, 4 * rows), layout="constrained")
