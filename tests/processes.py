@@ -1,8 +1,10 @@
-"""Real `planet` processes for the signal and kill tests, and run folder look-ups."""
+"""Real `planet` processes for the signal and kill tests, scripts run as whole process groups,
+and run folder look-ups."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -13,6 +15,34 @@ import pytest
 
 TIMEOUT = 180
 """Seconds a subprocess test waits for a marker (episodes on disk, a message) or an exit."""
+
+
+def run_group(argv: list[str], timeout: float = TIMEOUT,
+              env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`subprocess.run(argv, capture_output=True, text=True)` in a process group of its own.
+
+    When time is up the whole group is killed and the test fails: killing the first process
+    alone would leave what it started (a `planet sweep` and its local Ray instance) running
+    on, beside the tests that follow."""
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=env, start_new_session=True) as process:
+        try:
+            out, err = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_group(process)
+            out, err = process.communicate()
+            pytest.fail(f"{argv[1:3]} did not end within {timeout} s:\n{err[-2000:]}")
+    return subprocess.CompletedProcess(argv, process.returncode, out, err)
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    """SIGKILL to the process group that `process` leads (started with start_new_session),
+    whatever of it is still running."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    process.wait()
 
 
 def only_run(logdir: Path) -> Path:

@@ -8,21 +8,23 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from processes import TIMEOUT
+from processes import TIMEOUT, run_group
 
 ROOT = Path(__file__).resolve().parents[1]
+SWEEP_TIMEOUT = 900
+"""Seconds for sweep_overhead.py, as for each `planet sweep` of test_sweep.py."""
 
 
-def run_script(name: str, *args: str) -> str:
-    """stdout of benchmarks/<name>.py run with args; fails on a non-zero exit."""
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), *args], capture_output=True,
-        text=True, timeout=TIMEOUT, check=False,
+def run_script(name: str, *args: str, timeout: float = TIMEOUT) -> str:
+    """stdout of benchmarks/<name>.py run with args; fails on a non-zero exit, or when it
+    has not ended in `timeout` seconds (and then kills it with all it started)."""
+    result = run_group(
+        [sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), *args], timeout=timeout,
         env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
@@ -104,10 +106,31 @@ def test_acceleration_prints_a_row_per_variant_and_writes_json(tmp_path: Path) -
     assert all(r["updates_s"] > 0 and r["collect_s"] > 0 for r in rows[4:])
 
 
+def test_a_script_out_of_time_is_killed_with_all_it_started(tmp_path: Path) -> None:
+    pid_file = tmp_path / "grandchild.pid"
+    code = ("import subprocess, sys, time\n"
+            "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+            f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+            "time.sleep(60)\n")
+    started = time.monotonic()
+    with pytest.raises(pytest.fail.Exception, match="did not end within 5 s"):
+        run_group([sys.executable, "-c", code], timeout=5)
+    assert time.monotonic() - started < 30
+    grandchild = int(pid_file.read_text())
+    status = Path(f"/proc/{grandchild}/status")
+    deadline = time.monotonic() + 10
+    while status.exists() and "zombie" not in status.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)  # SIGKILL is delivered, not waited for
+    assert not status.exists() or "zombie" in status.read_text()
+
+
 def test_sweep_overhead_writes_every_figure(tmp_path: Path) -> None:
     pytest.importorskip("ray", reason="the sweep extra (ray[tune]) is not installed")
     output = tmp_path / "sweep.json"
-    out = run_script("sweep_overhead", "--repeats", "1", "--output", str(output))
+    # Five `planet sweep` and `planet train` processes and four Ray starts: minutes where
+    # other work shares the cores, so the sweep tests' limit.
+    out = run_script("sweep_overhead", "--repeats", "1", "--output", str(output),
+                     timeout=SWEEP_TIMEOUT)
     document = json.loads(output.read_text())
     medians = document["medians"]
     assert set(medians) == {"ray_start_s", "train_1_s", "sweep_1_s", "train_4_s", "sweep_4_s",

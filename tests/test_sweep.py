@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from processes import kill_group, run_group
 
 from planet_torch import cli, sweep
 from planet_torch.runs import EPISODES_DIR, load_config, read_metrics
@@ -56,19 +57,20 @@ def wait_for(condition, what: str, process: subprocess.Popen, timeout: float = T
             pytest.fail(f"the sweep ended (exit {process.returncode}) before {what}: "
                         f"{process.stdout.read() if process.stdout else ''}")
         time.sleep(0.5)
-    process.kill()
+    kill_group(process)
     pytest.fail(f"timed out waiting for {what}")
 
 
 def start_sweep(logdir: Path, *args: str) -> tuple[subprocess.Popen, Path]:
-    """A `planet sweep` process in the background, and its sweep folder once it exists."""
+    """A `planet sweep` process in the background, leading a process group of its own (its
+    local Ray instance in it), and its sweep folder once it exists."""
     process = subprocess.Popen(sweep_command(logdir, *args), stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         root = wait_for(lambda: next((p for p in logdir.iterdir() if sweep.is_sweep_dir(p)),
                                      None), "the sweep folder", process)
     except BaseException:
-        process.kill()
+        kill_group(process)
         raise
     return process, root
 
@@ -85,9 +87,8 @@ def file_times(run_dir: Path) -> dict[str, int]:
 
 def test_a_grid_of_two_tasks_and_two_seeds_finishes_with_valid_run_folders(
         tmp_path: Path) -> None:
-    result = subprocess.run(sweep_command(tmp_path, "--tasks", "toy-reach,cartpole-swingup",
-                                          "--seeds", "0-1", "--name", "grid"),
-                            capture_output=True, text=True, timeout=TIMEOUT, check=False)
+    result = run_group(sweep_command(tmp_path, "--tasks", "toy-reach,cartpole-swingup",
+                                     "--seeds", "0-1", "--name", "grid"), timeout=TIMEOUT)
     assert result.returncode == 0, result.stdout + result.stderr
     root = the_sweep(tmp_path)
     assert root.name.endswith("-sweep-grid")
@@ -144,8 +145,7 @@ def test_a_killed_worker_is_retried_from_its_own_run_folder(tmp_path: Path) -> N
         os.kill(pid, signal.SIGKILL)
         output, _ = process.communicate(timeout=TIMEOUT)
     finally:
-        if process.poll() is None:
-            process.kill()
+        kill_group(process)
     assert process.returncode == 0, output
     assert "retried" in output  # the table shows the retry
     after = episode_files(run)
@@ -169,12 +169,10 @@ def test_a_killed_driver_resumes_without_touching_finished_trials(tmp_path: Path
         os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=60)
     finally:
-        if process.poll() is None:
-            process.kill()
+        kill_group(process)
     assert not all(run_finished(r) for r in runs)  # killed in the middle of the sweep
-    result = subprocess.run(
-        [sys.executable, "-m", "planet_torch.cli", "sweep", "--resume", str(root)],
-        capture_output=True, text=True, timeout=TIMEOUT, check=False)
+    result = run_group([sys.executable, "-m", "planet_torch.cli", "sweep", "--resume",
+                        str(root)], timeout=TIMEOUT)
     assert result.returncode == 0, result.stdout + result.stderr
     assert all(run_finished(r) for r in runs)
     for run, before in times.items():
@@ -183,9 +181,8 @@ def test_a_killed_driver_resumes_without_touching_finished_trials(tmp_path: Path
 
 def test_a_trial_that_cannot_run_fails_alone_with_its_one_line_error(tmp_path: Path) -> None:
     # The debug preset's episodes have 80 agent steps: chunks of 100 cannot be drawn.
-    result = subprocess.run(sweep_command(tmp_path, "--tasks", "toy-reach", "--seeds", "0",
-                                          "--grid", "train.chunk_length=5,100"),
-                            capture_output=True, text=True, timeout=TIMEOUT, check=False)
+    result = run_group(sweep_command(tmp_path, "--tasks", "toy-reach", "--seeds", "0",
+                                     "--grid", "train.chunk_length=5,100"), timeout=TIMEOUT)
     assert result.returncode == cli.EXIT_FAILURE, result.stdout + result.stderr
     root = the_sweep(tmp_path)
     good = root / "toy-reach-s0-train.chunk_length=5"
