@@ -39,16 +39,30 @@ def test_a_version_1_config_is_migrated_when_read() -> None:
     cfg = load_config(V1_RUN)
     assert cfg.model.bit_depth == 4
     assert not hasattr(cfg.objective, "bit_depth")
-    assert config_lib.to_dict(cfg)["version"] == config_lib.CONFIG_VERSION == 2
+    assert config_lib.to_dict(cfg)["version"] == config_lib.CONFIG_VERSION == 3
     trained_cfg, model = checkpoint.restore_model(checkpoint.load(V1_RUN))
     assert trained_cfg.model.bit_depth == 4 and model.cfg.bit_depth == 4
 
 
 def test_an_unknown_version_is_refused() -> None:
     data = config_lib.to_dict(config_lib.Config())
-    for version in (0, 3, None, "2"):
+    for version in (0, 4, None, "3"):
         with pytest.raises(ValueError, match=f"config version {version} is not supported"):
             config_lib.from_dict({**data, "version": version})
+
+
+@pytest.mark.parametrize(("saved", "read"), [(None, "paper"), ("paper", "paper"),
+                                             ("reference", "reference")])
+def test_a_version_2_config_keeps_its_overshooting_weighting(saved: str | None,
+                                                               read: str) -> None:
+    # Written before the field existed (None), a version 2 run was trained with equation 7 as
+    # written, today's `paper`, whatever the default is now.
+    data = config_lib.to_dict(config_lib.Config())
+    objective = {k: v for k, v in data["objective"].items() if k != "overshooting_weighting"}
+    if saved is not None:
+        objective["overshooting_weighting"] = saved
+    cfg = config_lib.from_dict({**data, "version": 2, "objective": objective})
+    assert cfg.objective.overshooting_weighting == read
 
 
 def test_a_version_1_run_tests_and_predicts(v1_run: Path, capsys) -> None:
@@ -61,12 +75,13 @@ def test_a_version_1_run_tests_and_predicts(v1_run: Path, capsys) -> None:
     assert "toy-reach: return" in out and "open-loop MSE" in out
 
 
-def test_a_version_1_run_resumes_and_is_saved_as_version_2(v1_run: Path) -> None:
+def test_a_version_1_run_resumes_and_is_saved_as_version_3(v1_run: Path) -> None:
     before = sorted(p.name for p in (v1_run / "episodes").iterdir())
     assert main(["train", "--resume", str(v1_run), "--train.episodes", "4",
                  "--device", "cpu"]) == 0
     saved = yaml.safe_load((v1_run / CONFIG_NAME).read_text())
-    assert saved["version"] == 2 and saved["model"]["bit_depth"] == 4
+    assert saved["version"] == 3 and saved["model"]["bit_depth"] == 4
+    assert saved["objective"]["overshooting_weighting"] == "paper"  # all there was then
     assert "bit_depth" not in saved["objective"]
     after = sorted(p.name for p in (v1_run / "episodes").iterdir())
     assert after[:3] == before and len(after) == 4
