@@ -39,6 +39,7 @@ from tqdm import tqdm
 
 from planet_torch import checkpoint
 from planet_torch.cli import main
+from planet_torch.config import CONFIG_VERSION
 from planet_torch.replay import Replay, episode_files
 from planet_torch.world_model import Updater
 
@@ -448,7 +449,7 @@ BAD = [
         "000002-80.npz: BadZipFile", lambda run, tmp: truncate(_episode(run, 2))),
     # train --resume: config.yaml
     Bad("resume: config from a future version", ["train", "--resume", "{run}"], 1,
-        "config version 99 is not supported by this planet-torch (expects 2)",
+        f"config version 99 is not supported by this planet-torch (expects {CONFIG_VERSION})",
         lambda run, tmp: edit_config(run, lambda c: c.update(version=99))),
     Bad("resume: config.yaml not YAML", ["train", "--resume", "{run}"], 1,
         "cannot read config", lambda run, tmp: (run / "config.yaml").write_text("task: [")),
