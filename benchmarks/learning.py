@@ -51,6 +51,7 @@ from planet_torch import checkpoint, plot
 from planet_torch import config as config_lib
 from planet_torch.bench import load_average, source_commit
 from planet_torch.runs import CHECKPOINT_NAME, CONFIG_NAME, load_config, read_metrics, task_metric
+from planet_torch.train import run_finished
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -106,7 +107,7 @@ def summarise(run: Path, task: str, seed: int, sessions: list[dict[str, Any]]) -
     episodes, budget = progress(run)
     entry = {
         "task": task, "seed": seed, "run_dir": shown(run),
-        "episodes": episodes, "episode_budget": budget, "finished": episodes >= budget,
+        "episodes": episodes, "episode_budget": budget, "finished": run_finished(run),
         "env_steps": max((int(r["env_steps"]) for r in records), default=0),
         **phase_results(records, "test/return"),
         "random_return": round(float(np.mean(random_returns[:cfg.train.seed_episodes])), 2)
@@ -169,8 +170,7 @@ def train_one(task: str, seed: int, preset: str, logdir: Path, extra: list[str])
     """Start, continue or skip one run; return the session it ran ({} if it was finished)."""
     run = run_folder(logdir)
     if run is not None:
-        done, budget = progress(run)
-        if done >= budget:
+        if run_finished(run):
             return {}
         command = ["planet", "train", "--resume", str(run)]
     else:

@@ -22,10 +22,11 @@ import torch
 
 from planet_torch import checkpoint
 from planet_torch import config as config_lib
+from planet_torch.agent import Agent
 from planet_torch.evaluate import Interrupted
 from planet_torch.replay import Replay, episode_files
 from planet_torch.runs import new_run_dir
-from planet_torch.train import Trainer
+from planet_torch.train import Trainer, run_finished
 from planet_torch.world_model import Updater
 
 
@@ -141,6 +142,40 @@ def test_a_stopped_interval_is_finished_not_redone(tmp_path, monkeypatch, stop_a
     counters = Trainer(cfg, run, resume=True).run()
     planned = cfg.train.episodes - cfg.train.seed_episodes
     assert (counters.episodes, counters.updates) == (5, cfg.train.collect_interval * planned)
+
+
+def test_a_stop_during_a_test_phase_ends_it_at_once_and_the_resume_plays_it(
+        tmp_path, monkeypatch) -> None:
+    """Ctrl-C in the test phase after the last episode (episode 4, a phase every 2 after 2
+    seed episodes): the phase stops at the next step instead of playing on, the run is
+    not finished although its episodes are, and the resume plays that phase and only it."""
+    cfg = debug(**{"train.episodes": 4})
+    real = Agent.act
+    test_steps: list[int] = []
+
+    def act_then_stop(self, obs, exploration_noise=0.0):
+        if exploration_noise == 0.0:  # a test phase acts without noise
+            test_steps.append(1)
+            if len(test_steps) == 1:
+                signal.raise_signal(signal.SIGINT)  # the run's handler turns it into a stop
+        return real(self, obs, exploration_noise)
+
+    monkeypatch.setattr(Agent, "act", act_then_stop)
+    run = new_run_dir(tmp_path, "stopped", 0)
+    with pytest.raises(Interrupted):
+        Trainer(cfg, run).run()
+    assert len(test_steps) == 1  # of 80 steps
+    stopped = checkpoint.load(run)["counters"]
+    assert (stopped["episodes"], stopped["test_phases"]) == (4, 0)
+    assert not any("test/return" in m for m in metrics_without_time(run))
+    assert not run_finished(run)
+
+    counters = Trainer(cfg, run, resume=True).run()
+    assert (counters.episodes, counters.updates, counters.test_phases) == (4, 4, 1)
+    assert len(test_steps) == 1 + 80
+    tests = [m for m in metrics_without_time(run) if "test/return" in m]
+    assert [m["env_steps"] for m in tests] == [4 * 80]
+    assert run_finished(run)
 
 
 def test_a_run_killed_before_its_first_checkpoint_resumes_from_its_episodes(tmp_path,

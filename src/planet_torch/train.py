@@ -17,7 +17,8 @@ The run folder's layout and the episode seeds are `runs`'s; the parts are built 
 every `checkpoint_every` episodes and when the run is stopped (Ctrl-C, SIGTERM); `--resume`
 rebuilds the replay from the episode files and continues the counters (an unreadable
 episode file stops it before anything is written: it would be counted but not replayed),
-and makes only the updates that a stop left owed in an interval, not a whole one again.
+and makes only the updates that a stop left owed in an interval, not a whole one again;
+a test phase that a stop cut short is dropped and played again after the resume.
 
 Speed (`--precision`, `--compile`, see `acceleration`): the update and the planner's rollout
 run under the run's precision and, with `compile`, through torch.compile. While update k
@@ -81,6 +82,19 @@ def budget_left(train: config_lib.TrainConfig, counters: Counters) -> bool:
     return counters.episodes < train.episodes and steps_left
 
 
+def owes_test_phase(train: config_lib.TrainConfig, counters: Counters) -> bool:
+    """Whether the test phase after the last episode was stopped before it ended.
+
+    Planned episodes k = S+1 .. E are each followed by a test phase when k is a multiple of
+    `test_every`, so E // test_every - S // test_every phases are due; the last one is owed
+    when exactly it is missing (a stop or a kill during it). Counters missing more (a run
+    rebuilt from its episode files) are not made to test a fresh model."""
+    if not train.test_every or counters.episodes <= train.seed_episodes:
+        return False
+    due = counters.episodes // train.test_every - train.seed_episodes // train.test_every
+    return counters.episodes % train.test_every == 0 and counters.test_phases == due - 1
+
+
 def run_finished(run_dir: Path) -> bool:
     """Whether a run folder's latest checkpoint has spent the budget of its config.
 
@@ -89,7 +103,8 @@ def run_finished(run_dir: Path) -> bool:
     if not (Path(run_dir) / runs.CHECKPOINT_NAME).is_file():
         return False
     counters = Counters(**checkpoint.load(run_dir)["counters"])
-    return not budget_left(runs.load_config(run_dir).train, counters)
+    train = runs.load_config(run_dir).train
+    return not budget_left(train, counters) and not owes_test_phase(train, counters)
 
 
 def to_device(batch: Batch, device: torch.device) -> TorchBatch:
@@ -363,13 +378,15 @@ class Trainer:
             **means, "train/updates": self.counters.updates,
             "time/updates_per_second": len(history) / max(elapsed, 1e-9)})
 
-    def _test(self) -> float:
+    def _test(self, should_stop: Callable[[], bool]) -> float:
+        """A test phase: `test_episodes` noise-free episodes of every task, played together.
+        A stop drops it whole; the resume plays it again from the same episode seeds."""
         cfg = self.cfg
         first = self.counters.test_phases * len(self.test_envs)
         seeds = [runs.seed_of_test_episode(cfg.seed, first + i)
                  for i in range(len(self.test_envs))]
         self.agent.reset(len(self.test_envs))
-        episodes = run_episodes(self.test_envs, self.agent.act, seeds)
+        episodes = run_episodes(self.test_envs, self.agent.act, seeds, should_stop)
         returns = np.asarray([episode_return(e) for e in episodes])
         tasks = np.asarray(self.test_tasks)
         per_task = {task: returns[tasks == task] for task in self.tasks}
@@ -426,6 +443,8 @@ class Trainer:
                     seeded = True
                 if seeded:  # the first checkpoint: the seed episodes are never redone
                     self.save_checkpoint()
+                if owes_test_phase(t, self.counters):
+                    bar.set_postfix(test_return=f"{self._test(stopping):.1f}")
                 planned = partial(self.agent.act, exploration_noise=t.exploration_noise)
 
                 def explore(env: PixelEnv) -> Policy:
@@ -435,7 +454,7 @@ class Trainer:
                     self.agent.reset(1)
                     postfix = {"train_return": f"{self._play(explore, stopping):.1f}"}
                     if t.test_every and self.counters.episodes % t.test_every == 0:
-                        postfix["test_return"] = f"{self._test():.1f}"
+                        postfix["test_return"] = f"{self._test(stopping):.1f}"
                     bar.set_postfix(postfix)
                     bar.update()
                     if self.counters.episodes % t.checkpoint_every == 0:
