@@ -96,10 +96,12 @@ def owes_test_phase(train: config_lib.TrainConfig, counters: Counters) -> bool:
 
 
 def run_finished(run_dir: Path) -> bool:
-    """Whether a run folder's latest checkpoint has spent the budget of its config.
+    """Whether a run folder's latest checkpoint has spent the budget of its config and owes
+    no test phase.
 
-    The checkpoint is written last, after the final test phase, so a finished run has
-    nothing left to do; reads only."""
+    A run that went through writes its checkpoint last, after the final test phase; one
+    stopped during that phase has a checkpoint with the budget spent and the phase owed
+    (`owes_test_phase`), so it is not finished. Reads only."""
     if not (Path(run_dir) / runs.CHECKPOINT_NAME).is_file():
         return False
     counters = Counters(**checkpoint.load(run_dir)["counters"])
