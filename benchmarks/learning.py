@@ -51,7 +51,7 @@ from planet_torch import checkpoint, plot
 from planet_torch import config as config_lib
 from planet_torch.bench import load_average, source_commit
 from planet_torch.runs import CHECKPOINT_NAME, CONFIG_NAME, load_config, read_metrics, task_metric
-from planet_torch.train import run_finished
+from planet_torch.train import Counters, finished, run_finished
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,12 +79,14 @@ def shown(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
-def progress(run: Path) -> tuple[int, int]:
-    """(episodes done, episode budget) of a run folder, from its checkpoint and config."""
-    budget = load_config(run).train.episodes
+def progress(run: Path) -> tuple[int, int, bool]:
+    """(episodes done, episode budget, finished) of a run folder, from its checkpoint and
+    config."""
+    train = load_config(run).train
     if not (run / CHECKPOINT_NAME).is_file():
-        return 0, budget
-    return int(checkpoint.load(run)["counters"]["episodes"]), budget
+        return 0, train.episodes, False
+    counters = Counters(**checkpoint.load(run)["counters"])
+    return counters.episodes, train.episodes, finished(train, counters)
 
 
 def phase_results(records: list[dict[str, float]], metric: str) -> dict[str, Any]:
@@ -104,10 +106,10 @@ def summarise(run: Path, task: str, seed: int, sessions: list[dict[str, Any]]) -
     records = read_metrics(run)
     cfg = load_config(run)
     random_returns = [float(r["train/return"]) for r in records if "train/return" in r]
-    episodes, budget = progress(run)
+    episodes, budget, done = progress(run)
     entry = {
         "task": task, "seed": seed, "run_dir": shown(run),
-        "episodes": episodes, "episode_budget": budget, "finished": run_finished(run),
+        "episodes": episodes, "episode_budget": budget, "finished": done,
         "env_steps": max((int(r["env_steps"]) for r in records), default=0),
         **phase_results(records, "test/return"),
         "random_return": round(float(np.mean(random_returns[:cfg.train.seed_episodes])), 2)

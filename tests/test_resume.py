@@ -26,7 +26,14 @@ from planet_torch.agent import Agent
 from planet_torch.evaluate import Interrupted
 from planet_torch.replay import Replay, episode_files
 from planet_torch.runs import new_run_dir
-from planet_torch.train import Trainer, run_finished
+from planet_torch.train import (
+    Counters,
+    Trainer,
+    finished,
+    owes_test_phase,
+    phase_due_after,
+    run_finished,
+)
 from planet_torch.world_model import Updater
 
 
@@ -176,6 +183,25 @@ def test_a_stop_during_a_test_phase_ends_it_at_once_and_the_resume_plays_it(
     tests = [m for m in metrics_without_time(run) if "test/return" in m]
     assert [m["env_steps"] for m in tests] == [4 * 80]
     assert run_finished(run)
+
+
+def test_which_episodes_a_phase_due_after_and_when_one_is_owed() -> None:
+    """Hand cases: S 5 seed episodes, a phase every 20, 60 episodes -> phases after 20, 40,
+    60; S 20, a phase every 10 -> the first after episode 30 (20 is a seed episode)."""
+    train = config_lib.TrainConfig(seed_episodes=5, test_every=20, episodes=60)
+    assert [k for k in range(1, 61) if phase_due_after(train, k)] == [20, 40, 60]
+    assert not any(phase_due_after(config_lib.TrainConfig(test_every=0), k)
+                   for k in range(1, 61))
+    late = config_lib.TrainConfig(seed_episodes=20, test_every=10, episodes=40)
+    assert [k for k in range(1, 41) if phase_due_after(late, k)] == [30, 40]
+    assert owes_test_phase(late, Counters(episodes=30, test_phases=0))
+    assert not owes_test_phase(late, Counters(episodes=40, test_phases=0))  # missing two
+    assert [owes_test_phase(train, Counters(episodes=60, test_phases=n)) for n in (1, 2, 3)] \
+        == [False, True, False]
+    assert not owes_test_phase(train, Counters(episodes=59, test_phases=2))
+    assert finished(train, Counters(episodes=60, test_phases=3))
+    assert not finished(train, Counters(episodes=60, test_phases=2))  # the last phase owed
+    assert not finished(train, Counters(episodes=59, test_phases=2))
 
 
 def test_a_run_killed_before_its_first_checkpoint_resumes_from_its_episodes(tmp_path,

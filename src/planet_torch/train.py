@@ -82,6 +82,13 @@ def budget_left(train: config_lib.TrainConfig, counters: Counters) -> bool:
     return counters.episodes < train.episodes and steps_left
 
 
+def phase_due_after(train: config_lib.TrainConfig, episode: int) -> bool:
+    """Whether a test phase follows episode k: a planned one (k > S) with k a multiple of
+    `test_every` (0: never)."""
+    return bool(train.test_every) and episode > train.seed_episodes \
+        and episode % train.test_every == 0
+
+
 def owes_test_phase(train: config_lib.TrainConfig, counters: Counters) -> bool:
     """Whether the test phase after the last episode was stopped before it ended.
 
@@ -89,24 +96,28 @@ def owes_test_phase(train: config_lib.TrainConfig, counters: Counters) -> bool:
     `test_every`, so E // test_every - S // test_every phases are due; the last one is owed
     when exactly it is missing (a stop or a kill during it). Counters missing more (a run
     rebuilt from its episode files) are not made to test a fresh model."""
-    if not train.test_every or counters.episodes <= train.seed_episodes:
+    if not phase_due_after(train, counters.episodes):
         return False
     due = counters.episodes // train.test_every - train.seed_episodes // train.test_every
-    return counters.episodes % train.test_every == 0 and counters.test_phases == due - 1
+    return counters.test_phases == due - 1
 
 
-def run_finished(run_dir: Path) -> bool:
-    """Whether a run folder's latest checkpoint has spent the budget of its config and owes
-    no test phase.
+def finished(train: config_lib.TrainConfig, counters: Counters) -> bool:
+    """Whether counters have spent the budget of `train` and owe no test phase.
 
     A run that went through writes its checkpoint last, after the final test phase; one
     stopped during that phase has a checkpoint with the budget spent and the phase owed
-    (`owes_test_phase`), so it is not finished. Reads only."""
+    (`owes_test_phase`), so it is not finished."""
+    return not budget_left(train, counters) and not owes_test_phase(train, counters)
+
+
+def run_finished(run_dir: Path) -> bool:
+    """Whether a run folder's latest checkpoint is `finished` by the config of that folder.
+    Reads only."""
     if not (Path(run_dir) / runs.CHECKPOINT_NAME).is_file():
         return False
     counters = Counters(**checkpoint.load(run_dir)["counters"])
-    train = runs.load_config(run_dir).train
-    return not budget_left(train, counters) and not owes_test_phase(train, counters)
+    return finished(runs.load_config(run_dir).train, counters)
 
 
 def to_device(batch: Batch, device: torch.device) -> TorchBatch:
@@ -455,7 +466,7 @@ class Trainer:
                     self._train_interval(stop)
                     self.agent.reset(1)
                     postfix = {"train_return": f"{self._play(explore, stopping):.1f}"}
-                    if t.test_every and self.counters.episodes % t.test_every == 0:
+                    if phase_due_after(t, self.counters.episodes):
                         postfix["test_return"] = f"{self._test(stopping):.1f}"
                     bar.set_postfix(postfix)
                     bar.update()
