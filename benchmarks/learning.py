@@ -150,15 +150,15 @@ def draw(output: Path, runs: list[dict[str, Any]], changed: bool) -> str:
     file (test curves only) if the results `changed` (or `--figure` asks for it), and left
     as it is if not."""
     missing = [e["run_dir"] for e in runs if not (ROOT / e["run_dir"]).is_dir()]
-    figure = output.with_suffix("")
+    figure = output.with_suffix(".png")  # and .svg; a stem may hold dots (noise0.1)
     if not missing:
         plot.learning_curves([ROOT / e["run_dir"] for e in runs], figure)
-        return f"drew {figure}.png from the run folders"
+        return f"drew {figure} from the run folders"
     if not changed:
         return (f"trained nothing, so the figure is left as it is (run folders not here: "
                 f"{', '.join(missing)})")
     plot.curves_figure([(curves, "") for e in runs for curves in entry_curves(e)], figure)
-    return (f"drew {figure}.png from {output.name}: test curves only, for these run folders "
+    return (f"drew {figure} from {output.name}: test curves only, for these run folders "
             f"are not here: {', '.join(missing)}")
 
 

@@ -24,7 +24,7 @@ def load_benchmark():
 
 def test_runs_writes_every_field_skips_and_resumes(tmp_path: Path) -> None:
     learning = load_benchmark()
-    output = tmp_path / "learning-debug.json"
+    output = tmp_path / "learning-debug-noise0.1.json"  # a dot in the stem, as flags give
     args = ["--preset", "debug", "--tasks", "toy-reach", "--seeds", "0", "--runs",
             str(tmp_path / "runs"), "--output", str(output), "--", "--train.episodes", "4"]
     assert learning.main(args) == 0
@@ -39,7 +39,8 @@ def test_runs_writes_every_field_skips_and_resumes(tmp_path: Path) -> None:
     (session,) = entry["sessions"]
     assert session["command"].startswith("planet train --preset debug --task toy-reach")
     assert session["commit"] and session["exit_code"] == 0 and entry["wall_s"] > 0
-    assert output.with_suffix(".png").is_file() and output.with_suffix(".svg").is_file()
+    assert (tmp_path / "learning-debug-noise0.1.png").is_file()
+    assert (tmp_path / "learning-debug-noise0.1.svg").is_file()
 
     run = ROOT / entry["run_dir"]
     assert learning.main(args) == 0  # finished: skipped, no new session
