@@ -185,7 +185,7 @@ def test_a_stop_during_a_test_phase_ends_it_at_once_and_the_resume_plays_it(
     assert run_finished(run)
 
 
-def test_which_episodes_a_phase_due_after_and_when_one_is_owed() -> None:
+def test_which_episodes_a_test_phase_follows_and_when_one_is_owed() -> None:
     """Hand cases: S 5 seed episodes, a phase every 20, 60 episodes -> phases after 20, 40,
     60; S 20, a phase every 10 -> the first after episode 30 (20 is a seed episode)."""
     train = config_lib.TrainConfig(seed_episodes=5, test_every=20, episodes=60)
