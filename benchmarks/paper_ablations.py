@@ -5,10 +5,11 @@
     python benchmarks/paper_ablations.py --table                 # only redraw the table
     python benchmarks/paper_ablations.py --sweep                 # print each variant's sweep
 
-A variant is `planet train --preset cpu` plus a few flags: a model design of paper figure 2
-(`--model.kind`), with or without latent overshooting in either weighting, an agent design
-of paper section 5 (random collection, random shooting), one of the official code's choices
-(reward model size, initial weights, the CEM variance floor), or one agent for two tasks.
+A variant is `planet train --preset cpu --objective.free_nats 3` (the paper's free nats) plus
+a few flags: a model design of paper figure 2 (`--model.kind`), with or without latent
+overshooting in either weighting, an agent design of paper section 5 (random collection,
+random shooting), one of the official code's choices (reward model size, initial weights, the
+CEM variance floor), or one agent for two tasks.
 `VARIANTS` lists them with the question each answers.
 
 Each variant's runs go through `learning.py` (one `planet train` process per run, one after
@@ -39,6 +40,9 @@ RESULTS = ROOT / "benchmarks" / "results" / "ablations"
 TABLE = ROOT / "benchmarks" / "paper_ablations.md"
 TASK = "cartpole-swingup"
 SEEDS = (0, 1, 2)
+PAPER_FREE_NATS = ("--objective.free_nats", "3")
+"""Every variant keeps the paper's free nats, 3: the table's runs were made with them, before
+the cpu preset took free nats 1 for its hour (config._cpu, docs/results.md)."""
 OVERSHOOTING = ("--objective.overshooting_distance", "31")
 """D = L - 1 = 31, every distance a chunk of the cpu preset's L = 32 steps holds."""
 
@@ -54,7 +58,7 @@ class Variant:
 
 
 VARIANTS = (
-    Variant("rssm", (), "the cpu preset unchanged: RSSM, CEM, planner collection", (
+    Variant("rssm", (), "the cpu preset at free nats 3: RSSM, CEM, planner collection", (
         TASK, "reacher-easy")),
     Variant("rssm-overshooting-paper", (*OVERSHOOTING, "--objective.overshooting_weighting",
                                         "paper"),
@@ -107,7 +111,7 @@ def run_variant(variant: Variant, seeds: tuple[int, ...], preset: str, runs: Pat
     """Train (or resume, or skip) every run of a variant with learning.py."""
     args = ["--preset", preset, "--tasks", *variant.tasks, "--seeds", *map(str, seeds),
             "--runs", str(runs / variant.name), "--output",
-            str(results_file(variant, results)), "--", *variant.flags, *extra]
+            str(results_file(variant, results)), "--", *PAPER_FREE_NATS, *variant.flags, *extra]
     print(f"paper_ablations.py: {variant.name}: {variant.question}", flush=True)
     load_learning().main(args)
 
@@ -117,7 +121,7 @@ def sweep_command(variant: Variant, seeds: tuple[int, ...], preset: str) -> str:
     seed_list = ",".join(map(str, seeds))
     tasks = ",".join(task.replace(",", "+") for task in variant.tasks)  # a+b: one agent
     return " ".join(["planet sweep", "--preset", preset, "--tasks", tasks, "--seeds", seed_list,
-                     "--name", variant.name, *variant.flags])
+                     "--name", variant.name, *PAPER_FREE_NATS, *variant.flags])
 
 
 def final_returns(entries: list[dict[str, Any]], task: str) -> list[tuple[int, float]]:
@@ -183,15 +187,16 @@ def table(results: Path) -> str:
         "`benchmarks/results/ablations/<variant>.json`, which hold every run's test curve,",
         "command, commit, wall time and load average; `<variant>.png` beside each draws its",
         "test curves (`python benchmarks/learning.py --output <variant>.json --figure`",
-        "redraws it). Each variant is",
-        "`planet train --preset cpu` with the flags shown; the return is the final noise-free",
+        "redraws it). Each variant is `planet train --preset cpu --objective.free_nats 3`",
+        "(the paper's free nats) with the flags shown; the return is the final noise-free",
         f"test return (mean of 10 episodes) after 60 episodes of {TASK}, one value per seed;",
         "\"vs rssm\" is the median's difference from the cpu preset's median on the same",
         "seeds (a row of seed 0 alone is set against the preset's seed 0). A row reads \"not",
         "measured yet\" until its runs are done: the grid is about 40 runs of about 45",
         "minutes on two CPU cores, so it fills session by session, or in parallel with",
-        "`--sweep`'s commands on a Ray cluster. The `rssm` row is the cpu preset itself; its",
-        "results file says where its runs came from. Until 2026-12-05 the preset's reward",
+        "`--sweep`'s commands on a Ray cluster. The `rssm` row is the cpu preset at free nats 3,",
+        "as it was until 2026-12-07, when it took free nats 1; its results file says where its",
+        "runs came from. Until 2026-12-05 the preset's reward",
         "model had 2 x 100 units: the `reward-2x100` row is that preset, and runs of other",
         "variants on it are in docs/results.md, not here.",
         "",

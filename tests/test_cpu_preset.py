@@ -24,7 +24,8 @@ def test_the_cpu_preset_trains_and_tests_at_its_real_sizes(tmp_path: Path,
                  "--train.test_every", "2", "--train.test_episodes", "1"]) == 0
     run = only_run(tmp_path)
     cfg = load_config(run)
-    assert (cfg.model, cfg.planner) == (preset.model, preset.planner)
+    assert (cfg.model, cfg.planner, cfg.objective) == (preset.model, preset.planner,
+                                                       preset.objective)
     assert (cfg.train.batch_size, cfg.train.chunk_length) == (16, 32)
     counters = checkpoint.load(run)["counters"]
     assert counters == {"episodes": 2, "env_steps": 800, "updates": 2, "test_phases": 1}

@@ -56,6 +56,8 @@ def test_sweep_command_parses_and_keeps_a_two_task_agent_one_trial() -> None:
         args = cli.build_parser().parse_args(words[1:])
         assert (args.preset, args.seeds, args.name) == ("cpu", "0,1,2", variant.name)
         assert parse_tasks(args.tasks) == variant.tasks  # one trial per listed entry
+        cfg = config_lib.override(config_lib.PRESETS["cpu"](), cli._assignments(args))
+        assert cfg.objective.free_nats == 3  # the paper's, which the table's runs were made with
     two = ablations.BY_NAME["two-tasks"]
     assert "--tasks cartpole-swingup+reacher-easy" in ablations.sweep_command(two, (0,), "cpu")
 
@@ -78,7 +80,8 @@ def test_run_variant_hands_its_flags_and_folders_to_learning(tmp_path: Path,
     assert args[:args.index("--")] == [
         "--preset", "cpu", "--tasks", "cartpole-swingup", "--seeds", "0", "2", "--runs",
         str(tmp_path / "runs" / "ssm"), "--output", str(tmp_path / "results" / "ssm.json")]
-    assert args[args.index("--") + 1:] == ["--model.kind", "ssm", "--train.episodes", "3"]
+    assert args[args.index("--") + 1:] == ["--objective.free_nats", "3", "--model.kind", "ssm",
+                                           "--train.episodes", "3"]
 
 
 def entry(task: str, seed: int, final: float | None, finished: bool = True,
